@@ -1,0 +1,286 @@
+// sluice/detail/engine.hpp: the data path of one mapping, shared by sluice::run (one thread)
+// and sluice::start (poller and worker threads). poll() reads a shard, runs the fused
+// per-record stages, routes records to lanes (S-3.1) and closes batches (S-2); the driver
+// decides where a closed batch runs. The checkpoint of a shard is derived from the reader's
+// position and each lane's oldest unfinished record (S-3.3).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sluice/checkpoint.hpp"
+#include "sluice/detail/lane_job.hpp"
+#include "sluice/hash.hpp"
+#include "sluice/mapping.hpp"
+#include "sluice/metrics.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+namespace detail {
+
+inline constexpr sequence_number_t none_in_flight = std::numeric_limits<sequence_number_t>::max();
+
+template <class M, bool HasDestination = mapping_traits<M>::has_destination>
+struct destination_of {
+  using type = void;
+};
+template <class M>
+struct destination_of<M, true> {
+  using type = std::remove_reference_t<decltype(mapping_traits<M>::destination(std::declval<M&>()))>;
+};
+
+template <class M, class Clock, class Store>
+class engine {
+ public:
+  using traits = mapping_traits<M>;
+  using record_type = typename M::record_type;
+  using source_type = typename M::source_type;
+  using source_record = typename M::source_record;
+  using policies = policy_set<traits::has_bisect, traits::has_report, typename destination_of<M>::type>;
+  using job_type = lane_job<record_type, policies>;
+
+  struct shard_state;
+
+  /// One lane of a shard: the batch being filled (the poller's) and the batch in flight (its
+  /// worker's while busy). A lane holds at most 2 x batch_size records.
+  struct lane {
+    explicit lane(std::uint64_t seed) : job(seed) {}
+    std::vector<record_type> fill;
+    std::uint32_t fill_n = 0;
+    std::size_t fill_bytes = 0;
+    bool fill_closed = false;  // the next record would go over maximum_payload_bytes
+    time_point fill_deadline = far_future;
+    sequence_number_t fill_front = 0;
+
+    std::vector<record_type> flight;
+    std::uint32_t flight_n = 0;
+    job_type job;
+    std::atomic<bool> busy{false};
+    std::atomic<sequence_number_t> flight_front{none_in_flight};
+    shard_state* shard = nullptr;
+    time_point due{};  // when a waiting job is to run again
+  };
+
+  struct shard_state {
+    shard_id_t id = 0;
+    sequence_number_t position = 0;  // last sequence number consumed from the source
+    std::vector<std::unique_ptr<lane>> lanes;
+    live_counters counters;
+    std::atomic<sequence_number_t> checkpoint{0};
+    sequence_number_t saved = 0;
+  };
+
+  engine(M&& m, Clock& clock, Store& store, std::string name)
+      : mapping_(std::move(m)),
+        clock_(&clock),
+        store_(&store),
+        name_(std::move(name)),
+        batching_(traits::batching(mapping_)),
+        retry(traits::retry(mapping_)),
+        stream_name(std::string(source().name())) {
+    static_assert(traits::complete,
+                  "sluice::run / sluice::start need a complete mapping: it must end with a sink, "
+                  "sluice::invoke(handler)");
+    const std::uint32_t lanes = traits::lanes(mapping_);
+    const std::uint32_t n = source().shard_count();
+    shards_.reserve(n);
+    for (shard_id_t id = 0; id < n; ++id) {
+      auto s = std::make_unique<shard_state>();
+      s->id = id;
+      const std::optional<sequence_number_t> stored = store_->load(name_, id);
+      s->position = stored ? *stored : source().resolve(id, mapping_.source.position);
+      s->checkpoint.store(s->position);
+      s->saved = s->position;
+      for (std::uint32_t i = 0; i < lanes; ++i) {
+        auto l = std::make_unique<lane>((std::uint64_t{id} << 32) | i);
+        l->shard = s.get();
+        s->lanes.push_back(std::move(l));
+      }
+      shards_.push_back(std::move(s));
+    }
+  }
+
+  // ---- what lane_job reads ----
+  time_point now() const { return clock_->now(); }
+  auto& handler() { return traits::handler(mapping_); }
+  auto& destination() { return traits::destination(mapping_); }
+
+  source_type& source() { return unwrap(mapping_.source.source); }
+  std::vector<std::unique_ptr<shard_state>>& shards() noexcept { return shards_; }
+  Clock& clock() noexcept { return *clock_; }
+  const std::string& name() const noexcept { return name_; }
+  const batching_config& batching() const noexcept { return batching_; }
+
+  /// Reads up to `chunk` records of a shard into its lanes. Batches that close are handed to
+  /// `submitted` (the driver runs them). Returns whether anything moved. `next_deadline` is
+  /// lowered to the earliest open batching window. With `flush`, open windows close now.
+  bool poll(shard_state& s, time_point now, std::vector<lane*>& submitted, time_point& next_deadline,
+            std::size_t chunk, bool flush = false) {
+    bool progress = dispatch_ready(s, now, submitted, flush);
+    std::uint64_t filtered = 0;
+    bool refused = false;
+    lane* target = nullptr;
+    sequence_number_t seq = 0;
+    auto emit = [&](const record_type& out) -> bool {
+      lane& l = *target;
+      const std::size_t bytes = sluice::payload_size_bytes(out);
+      if (l.fill_n > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
+        l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
+        if (l.busy.load(std::memory_order_acquire)) {
+          refused = true;
+          return false;
+        }
+        dispatch(l, submitted);
+      }
+      if (l.fill_n == 0) {
+        l.fill_front = seq;
+        l.fill_deadline = now + batching_.maximum_batching_window;
+      }
+      if (l.fill.size() > l.fill_n) l.fill[l.fill_n] = out;
+      else l.fill.push_back(out);
+      ++l.fill_n;
+      l.fill_bytes += bytes;
+      if (l.fill_n == batching_.batch_size && !l.busy.load(std::memory_order_acquire))
+        dispatch(l, submitted);
+      return true;
+    };
+    auto visit = [&](const source_record& r) -> bool {
+      lane& l = route(s, r);
+      if (l.fill_n == batching_.batch_size || l.fill_closed) {
+        if (l.busy.load(std::memory_order_acquire)) return false;  // backpressure: stop reading
+        dispatch(l, submitted);
+      }
+      target = &l;
+      seq = sluice::sequence_number(r);
+      if (!run_per_record<0>(mapping_.stages, r, emit)) {
+        if (refused) return false;
+        ++filtered;  // S-6.1: finished at once
+      }
+      s.position = seq;
+      return true;
+    };
+    const std::size_t consumed = source().read(s.id, s.position, chunk, visit);
+    if (consumed > 0) {
+      live_counters::add(s.counters.polled, consumed);
+      if (filtered > 0) live_counters::add(s.counters.filtered_out, filtered);
+      progress = true;
+    }
+    progress |= dispatch_ready(s, now, submitted, flush);
+    for (auto& l : s.lanes) {  // a busy lane's completion wakes the poller; no deadline needed
+      if (l->fill_n > 0 && !l->busy.load(std::memory_order_acquire))
+        next_deadline = std::min(next_deadline, l->fill_deadline);
+    }
+    return progress;
+  }
+
+  /// Hands the lane's filled batch over: it becomes the batch in flight.
+  void dispatch(lane& l, std::vector<lane*>& submitted) {
+    std::swap(l.fill, l.flight);
+    l.flight_n = l.fill_n;
+    l.fill_n = 0;
+    l.fill_bytes = 0;
+    l.fill_closed = false;
+    l.fill_deadline = far_future;
+    l.flight_front.store(sluice::sequence_number(l.flight[0]), std::memory_order_release);
+    l.busy.store(true, std::memory_order_relaxed);
+    l.job.begin(std::span<const record_type>(l.flight.data(), l.flight_n), l.shard->id);
+    submitted.push_back(&l);
+  }
+
+  /// Runs a lane's job until it is done or must wait. Returns the job's result; when done, the
+  /// lane is free again.
+  step_result run_job(lane& l) {
+    auto publish = [&l](std::size_t finished) {
+      l.flight_front.store(finished < l.flight_n ? sluice::sequence_number(l.flight[finished])
+                                                 : none_in_flight,
+                           std::memory_order_release);
+    };
+    const step_result r = l.job.step(*this, l.shard->counters, publish);
+    if (r.done) l.busy.store(false, std::memory_order_release);
+    return r;
+  }
+
+  /// S-3.3: every record <= the result is finished.
+  sequence_number_t checkpoint_of(const shard_state& s) const {
+    sequence_number_t cp = s.position;
+    for (const auto& l : s.lanes) {
+      if (l->fill_n > 0) cp = std::min(cp, l->fill_front - 1);
+      const sequence_number_t f = l->flight_front.load(std::memory_order_acquire);
+      if (f != none_in_flight) cp = std::min(cp, f - 1);
+    }
+    return cp;
+  }
+
+  /// Publishes and stores the shard's checkpoint if it advanced. Returns whether it did.
+  bool update_checkpoint(shard_state& s) {
+    const sequence_number_t cp = checkpoint_of(s);
+    if (cp <= s.saved) return false;
+    store_->save(name_, s.id, cp);
+    s.saved = cp;
+    s.checkpoint.store(cp, std::memory_order_release);
+    return true;
+  }
+
+  metrics_snapshot metrics() const {
+    metrics_snapshot m;
+    m.mapping_name = name_;
+    for (const auto& s : shards_) {
+      shard_metrics sm;
+      sm.shard_id = s->id;
+      sm.counters = s->counters.snapshot();
+      sm.checkpoint = s->checkpoint.load(std::memory_order_acquire);
+      m.total += sm.counters;
+      m.shards.push_back(sm);
+    }
+    const auto& t = m.total;
+    const std::uint64_t done = t.filtered_out_event_count + t.succeeded_event_count +
+                               t.on_failure_destination_delivered_event_count + t.dropped_event_count;
+    m.buffered_records = t.polled_event_count > done ? t.polled_event_count - done : 0;
+    return m;
+  }
+
+  /// The most records the mapping can hold between the source and the handler.
+  std::size_t buffer_bound() const {
+    return shards_.size() * traits::lanes(const_cast<M&>(mapping_)) * 2 * batching_.batch_size;
+  }
+
+ private:
+  lane& route(shard_state& s, const source_record& r) {
+    if (s.lanes.size() == 1) return *s.lanes[0];
+    const auto lanes = static_cast<std::uint32_t>(s.lanes.size());
+    return *s.lanes[lane_for(key_hash(sluice::partition_key(r)), lanes)];
+  }
+
+  bool dispatch_ready(shard_state& s, time_point now, std::vector<lane*>& submitted, bool flush) {
+    bool any = false;
+    for (auto& lp : s.lanes) {
+      lane& l = *lp;
+      if (l.fill_n == 0 || l.busy.load(std::memory_order_acquire)) continue;
+      if (flush || l.fill_closed || l.fill_n >= batching_.batch_size || now >= l.fill_deadline) {
+        dispatch(l, submitted);
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  M mapping_;
+  Clock* clock_;
+  Store* store_;
+  std::string name_;
+  batching_config batching_;
+  std::vector<std::unique_ptr<shard_state>> shards_;
+
+ public:
+  const retry_config retry;
+  const std::string stream_name;
+};
+
+}  // namespace detail
+SLUICE_END_NAMESPACE

@@ -1,0 +1,329 @@
+// sluice/detail/lane_job.hpp: the failure policies of S-4 and S-5 as one resumable state machine
+// over one lane's batch. The batch is contiguous; retries, bisect halves and partial-failure
+// remainders are index ranges into it, kept on a small stack whose top is always the leftmost
+// unfinished range, so records are finished strictly in sequence order. step() runs attempts
+// until the batch is finished or it must wait (back-off), and never holds a thread while waiting.
+#pragma once
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include "sluice/batch.hpp"
+#include "sluice/failure.hpp"
+#include "sluice/metrics.hpp"
+#include "sluice/stages.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+namespace detail {
+
+/// What the policies of a mapping are, fixed at compile time: a mapping that does not use a
+/// policy instantiates none of its code.
+template <bool Bisect, bool Report, class Destination>
+struct policy_set {
+  static constexpr bool bisect = Bisect;
+  static constexpr bool report = Report;
+  static constexpr bool has_destination = !std::is_void_v<Destination>;
+  using destination_type = Destination;
+};
+
+inline std::string demangle(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status),
+                                             std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+struct error_info {
+  std::string type;
+  std::string message;
+};
+
+struct step_result {
+  bool done;
+  time_point wait_until;  // when !done: call step() again at or after this time
+};
+
+inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// Everything a job needs from its mapping; provided by the engine.
+///   env.now(), env.handler(), env.destination(), env.retry (retry_config),
+///   env.stream_name (std::string)
+template <class R, class Policies>
+class lane_job {
+ public:
+  explicit lane_job(std::uint64_t seed) : rng_(seed) {}
+
+  void begin(std::span<const R> records, shard_id_t shard) {
+    records_ = records;
+    shard_ = shard;
+    finished_ = 0;
+    consecutive_failures_ = 0;
+    pending_.reset();
+    stack_.clear();
+    stack_.push_back(segment{0, static_cast<std::uint32_t>(records.size())});
+    if constexpr (Policies::report) reported_.assign(records.size(), false);
+  }
+
+  /// Records [0, finished()) of the batch are finished (succeeded, discarded or dropped).
+  std::size_t finished() const noexcept { return finished_; }
+  bool done() const noexcept { return finished_ == records_.size(); }
+
+  /// Runs attempts until the batch is finished or must wait. publish(finished) is called after
+  /// each advance of the finished prefix.
+  template <class Env, class Publish>
+  step_result step(Env& env, live_counters& counters, Publish&& publish) {
+    while (true) {
+      if (pending_) {
+        if (!deliver_pending(env, counters)) return {false, next_attempt_};
+        publish(finished_);
+        continue;
+      }
+      if (stack_.empty()) return {true, {}};
+      const time_point now = env.now();
+      segment& seg = stack_.back();
+      if (env.retry.maximum_record_age) {  // S-5.4: expired records are always a prefix
+        const time_point horizon = now - *env.retry.maximum_record_age;
+        std::uint32_t k = seg.begin;
+        while (k < seg.end && sluice::arrival_time(records_[k]) < horizon) ++k;
+        if (k > seg.begin) {
+          const std::uint32_t from = seg.begin;
+          const std::uint32_t invocations = seg.invocations;
+          seg.begin = k;
+          if (seg.begin == seg.end) stack_.pop_back();
+          discard(env, counters, from, k, failure_condition::record_age_exceeded, invocations, now);
+          continue;
+        }
+      }
+      attempt(env, counters, seg, now);
+      publish(finished_);
+      if (waiting_) {
+        waiting_ = false;
+        return {false, next_attempt_};
+      }
+    }
+  }
+
+ private:
+  struct segment {
+    std::uint32_t begin;
+    std::uint32_t end;
+    std::uint32_t attempts = 0;     // failed attempts counted against maximum_retry_attempts
+    std::uint32_t invocations = 0;  // handler calls for this range (reported to the destination)
+  };
+
+  enum class outcome { success, partial, failure, throttle };
+
+  template <class Env>
+  void attempt(Env& env, live_counters& counters, segment& seg, time_point now) {
+    const std::uint32_t n = seg.end - seg.begin;
+    const batch<R> b(records_.subspan(seg.begin, n), shard_);
+    if (seg.invocations > 0) live_counters::add(counters.retries, 1);
+    ++seg.invocations;
+    live_counters::add(counters.invocations, 1);
+    live_counters::add(counters.invoked, n);
+    counters.record_iterator_age(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - b.last_arrival()).count());
+
+    std::uint32_t lowest_failed = seg.begin;
+    const outcome result = invoke(env, counters, b, seg, lowest_failed);
+    switch (result) {
+      case outcome::success:
+        live_counters::add(counters.succeeded, n);
+        finish_to(seg.end);
+        stack_.pop_back();
+        consecutive_failures_ = 0;
+        return;
+      case outcome::partial:  // S-5.2: records before L are finished; [L, end] starts afresh
+        live_counters::add(counters.succeeded, lowest_failed - seg.begin);
+        live_counters::add(counters.failed_invoke, seg.end - lowest_failed);
+        finish_to(lowest_failed);
+        seg = segment{lowest_failed, seg.end};
+        consecutive_failures_ = 0;
+        return;
+      case outcome::throttle:  // S-4.4: no attempt consumed, never bisected
+        live_counters::add(counters.throttles, 1);
+        live_counters::add(counters.failed_invoke, n);
+        back_off(env, now);
+        return;
+      case outcome::failure:
+        live_counters::add(counters.failed_invoke, n);
+        if constexpr (Policies::bisect) {  // S-5.3: split, first half first, fresh counts
+          if (n > 1) {
+            const std::uint32_t mid = seg.begin + (n + 1) / 2;
+            const segment first{seg.begin, mid};
+            seg = segment{mid, seg.end};
+            stack_.push_back(first);
+            live_counters::add(counters.splits, 1);
+            return;
+          }
+        }
+        ++seg.attempts;
+        if (env.retry.maximum_retry_attempts >= 0 &&
+            seg.attempts >= 1 + static_cast<std::uint64_t>(env.retry.maximum_retry_attempts)) {
+          const segment done = seg;  // S-5.5
+          stack_.pop_back();
+          discard(env, counters, done.begin, done.end, failure_condition::retry_attempts_exhausted,
+                  done.invocations, now);
+          return;
+        }
+        back_off(env, now);
+        return;
+    }
+  }
+
+  template <class Env>
+  outcome invoke(Env& env, live_counters& counters, const batch<R>& b, const segment& seg,
+                 std::uint32_t& lowest_failed) {
+    using result_t = std::invoke_result_t<decltype(env.handler()), const batch<R>&>;
+    try {
+      if constexpr (std::is_void_v<result_t>) {
+        env.handler()(b);
+        return outcome::success;
+      } else if constexpr (!Policies::report) {
+        (void)env.handler()(b);  // S-4.2: reports are ignored without the feature
+        return outcome::success;
+      } else {
+        std::fill(reported_.begin() + seg.begin, reported_.begin() + seg.end, false);
+        const result_t report = env.handler()(b);
+        const batch_item_failures* failures = nullptr;
+        if constexpr (std::is_same_v<result_t, batch_item_failures>) failures = &report;
+        else if (report) failures = &*report;
+        if (failures == nullptr || failures->empty()) return outcome::success;
+        return read_report(counters, b, seg, *failures, lowest_failed);
+      }
+    } catch (const throttled& e) {
+      last_error_ = error_info{"sluice::throttled", e.what()};
+      return outcome::throttle;
+    } catch (const std::exception& e) {
+      last_error_ = error_info{demangle(typeid(e).name()), e.what()};
+    } catch (...) {
+      last_error_ = error_info{"unknown", "a non-std::exception was thrown"};
+    }
+    live_counters::add(counters.function_errors, 1);
+    return outcome::failure;
+  }
+
+  /// S-4.3: every identifier must be a sequence number in the batch; the lowest sets L.
+  outcome read_report(live_counters& counters, const batch<R>& b, const segment& seg, const batch_item_failures& failures,
+                      std::uint32_t& lowest_failed) {
+    std::uint32_t lowest = seg.end;
+    for (const sequence_number_t id : failures.item_identifiers) {
+      const auto it = std::lower_bound(b.begin(), b.end(), id, [](const R& r, sequence_number_t s) {
+        return sluice::sequence_number(r) < s;
+      });
+      if (id == no_sequence || it == b.end() || sluice::sequence_number(*it) != id) {
+        last_error_ = error_info{"sluice::invalid_batch_item_failures",
+                                 "item identifier " + std::to_string(id) + " is not in the batch"};
+        std::fill(reported_.begin() + seg.begin, reported_.begin() + seg.end, false);
+        live_counters::add(counters.function_errors, 1);
+        return outcome::failure;
+      }
+      const auto index = seg.begin + static_cast<std::uint32_t>(it - b.begin());
+      reported_[index] = true;
+      lowest = std::min(lowest, index);
+    }
+    last_error_ = error_info{"sluice::batch_item_failures",
+                             "the handler reported " + std::to_string(failures.item_identifiers.size()) +
+                                 " failed record(s)"};
+    lowest_failed = lowest;
+    return lowest == seg.begin ? outcome::failure : outcome::partial;
+  }
+
+  template <class Env>
+  void back_off(Env& env, time_point now) {
+    ++consecutive_failures_;
+    next_attempt_ = now + env.retry.backoff.delay(consecutive_failures_, splitmix64(rng_));
+    waiting_ = true;
+  }
+
+  /// Records [from, to) leave the lane without success: to the destination, or dropped.
+  template <class Env>
+  void discard(Env& env, live_counters& counters, std::uint32_t from, std::uint32_t to,
+               failure_condition condition, std::uint32_t invocations, time_point now) {
+    if constexpr (!Policies::has_destination) {
+      (void)env;
+      (void)condition;
+      (void)invocations;
+      (void)now;
+      live_counters::add(counters.dropped, to - from);
+      finish_to(to);
+    } else {
+      auto rec = std::make_unique<on_failure_record<R>>();
+      rec->condition = condition;
+      rec->approximate_invoke_count = std::max<std::uint32_t>(1, invocations);
+      if (invocations > 0 && last_error_) {
+        rec->error_type = last_error_->type;
+        rec->error_message = last_error_->message;
+      }
+      rec->stream_name = env.stream_name;
+      rec->shard_id = shard_;
+      rec->start_sequence_number = sluice::sequence_number(records_[from]);
+      rec->end_sequence_number = sluice::sequence_number(records_[to - 1]);
+      rec->approximate_arrival_of_first_record = sluice::arrival_time(records_[from]);
+      rec->approximate_arrival_of_last_record = sluice::arrival_time(records_[to - 1]);
+      rec->batch_size = to - from;
+      rec->timestamp = now;
+      rec->records.assign(records_.begin() + from, records_.begin() + to);
+      rec->reported_failed.assign(to - from, false);
+      if constexpr (Policies::report) {
+        if (invocations > 0) {
+          for (std::uint32_t i = from; i < to; ++i) rec->reported_failed[i - from] = reported_[i];
+        }
+      }
+      pending_ = std::move(rec);
+      pending_end_ = to;
+    }
+  }
+
+  /// S-5.8: the records count as finished only once the destination has accepted them.
+  template <class Env>
+  bool deliver_pending(Env& env, live_counters& counters) {
+    if constexpr (Policies::has_destination) {
+      try {
+        deliver_to(env.destination(), *pending_);
+      } catch (...) {
+        live_counters::add(counters.destination_failures, 1);
+        ++consecutive_failures_;
+        next_attempt_ = env.now() + env.retry.backoff.delay(consecutive_failures_, splitmix64(rng_));
+        return false;
+      }
+      live_counters::add(counters.delivered, pending_->batch_size);
+      pending_.reset();
+      finish_to(pending_end_);
+    }
+    return true;
+  }
+
+  void finish_to(std::uint32_t index) noexcept { finished_ = std::max<std::size_t>(finished_, index); }
+
+  std::span<const R> records_;
+  shard_id_t shard_ = 0;
+  std::size_t finished_ = 0;
+  std::vector<segment> stack_;
+  std::vector<bool> reported_;
+  std::optional<error_info> last_error_;
+  std::unique_ptr<on_failure_record<R>> pending_;
+  std::uint32_t pending_end_ = 0;
+  std::uint32_t consecutive_failures_ = 0;
+  time_point next_attempt_{};
+  bool waiting_ = false;
+  std::uint64_t rng_;
+};
+
+}  // namespace detail
+SLUICE_END_NAMESPACE

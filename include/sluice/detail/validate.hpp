@@ -1,0 +1,35 @@
+// sluice/detail/validate.hpp: the one place that turns an out-of-range configuration value into
+// the error users see: "sluice: <parameter> = <value> is out of range; allowed: <range>".
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "sluice/config.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+/// Thrown when a mapping, stream or store is built with an invalid parameter value.
+class configuration_error : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+namespace detail {
+template <class V>
+[[noreturn]] void reject(std::string_view parameter, const V& value, std::string_view allowed) {
+  std::ostringstream out;
+  out << "sluice: " << parameter << " = " << value << " is out of range; allowed: " << allowed;
+  throw configuration_error(out.str());
+}
+
+template <class V>
+void require_in_range(std::string_view parameter, const V& value, const V& lo, const V& hi,
+                      std::string_view allowed) {
+  if (value < lo || value > hi) reject(parameter, value, allowed);
+}
+}  // namespace detail
+
+SLUICE_END_NAMESPACE

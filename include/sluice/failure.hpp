@@ -1,0 +1,92 @@
+// sluice/failure.hpp: the on-failure record (S-5.7) and what an on-failure destination is.
+// One on_failure_record describes one discarded batch: why, after how many attempts, the last
+// error, the batch's coordinates in the stream and (beyond Lambda) the records themselves.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sluice/config.hpp"
+#include "sluice/record.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+enum class failure_condition { retry_attempts_exhausted, record_age_exceeded };
+
+/// Lambda's spelling of the condition ("RetryAttemptsExhausted", "RecordAgeExceeded").
+constexpr std::string_view to_string(failure_condition c) noexcept {
+  return c == failure_condition::retry_attempts_exhausted ? "RetryAttemptsExhausted"
+                                                          : "RecordAgeExceeded";
+}
+
+template <class R>
+struct on_failure_record {
+  failure_condition condition{};
+  /// Attempts of this batch, as AWS reports it: at least 1, also when discarded before any
+  /// invocation (S-5.7).
+  std::uint32_t approximate_invoke_count = 1;
+  /// Type and message of the last attempt's error; absent when no invocation was made.
+  std::optional<std::string> error_type;
+  std::optional<std::string> error_message;
+  std::string stream_name;
+  shard_id_t shard_id = 0;
+  sequence_number_t start_sequence_number = 0;
+  sequence_number_t end_sequence_number = 0;
+  time_point approximate_arrival_of_first_record{};
+  time_point approximate_arrival_of_last_record{};
+  std::size_t batch_size = 0;
+  /// When the batch was discarded.
+  time_point timestamp{};
+  /// beyond Lambda: the records themselves, and per record whether the handler reported it
+  /// failed in the last attempt.
+  std::vector<R> records;
+  std::vector<bool> reported_failed;
+};
+
+/// A destination is anything that accepts an on_failure_record: a callable, or an object with
+/// deliver(). Delivery that throws is retried with back-off and blocks the lane (S-5.8).
+template <class D, class R>
+concept on_failure_destination =
+    std::invocable<D&, const on_failure_record<R>&> ||
+    requires(D& d, const on_failure_record<R>& rec) { d.deliver(rec); };
+
+namespace detail {
+template <class R, class D>
+void deliver_to(D& destination, const on_failure_record<R>& rec) {
+  if constexpr (requires { destination.deliver(rec); }) {
+    destination.deliver(rec);
+  } else {
+    destination(rec);
+  }
+}
+}  // namespace detail
+
+/// An in-memory destination: keeps every on-failure record. Thread-safe.
+template <class R>
+class memory_destination {
+ public:
+  void deliver(const on_failure_record<R>& rec) {
+    std::lock_guard lock(mutex_);
+    records_.push_back(rec);
+  }
+  std::vector<on_failure_record<R>> records() const {
+    std::lock_guard lock(mutex_);
+    return records_;
+  }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return records_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<on_failure_record<R>> records_;
+};
+
+SLUICE_END_NAMESPACE

@@ -1,0 +1,111 @@
+// sluice/metrics.hpp: the S-8 metrics, named after Lambda's. Counters are relaxed atomics on
+// per-shard cache lines, touched once per batch (never per record), so they stay on in
+// production; metrics() returns a plain snapshot per mapping and per shard.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/config.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+/// One set of counters (a shard's, or the sum over the mapping).
+struct metrics_counters {
+  std::uint64_t polled_event_count = 0;          // PolledEventCount: records read from the source
+  std::uint64_t filtered_out_event_count = 0;    // FilteredOutEventCount
+  std::uint64_t invoked_event_count = 0;         // InvokedEventCount: handed over, retries too
+  std::uint64_t failed_invoke_event_count = 0;   // FailedInvokeEventCount: in failed attempts
+  std::uint64_t dropped_event_count = 0;         // DroppedEventCount: discarded, no destination
+  std::uint64_t on_failure_destination_delivered_event_count = 0;
+  std::uint64_t invocations = 0;                 // handler calls
+  std::uint64_t function_errors = 0;             // attempts that threw (or reported invalidly)
+  std::uint64_t throttles = 0;                   // attempts that threw sluice::throttled
+  std::uint64_t retries = 0;                     // attempts after a failed attempt of a batch
+  std::uint64_t bisect_splits = 0;               // batches split in two
+  std::uint64_t destination_failures = 0;        // deliveries to the destination that threw
+  std::uint64_t succeeded_event_count = 0;       // records finished by a successful attempt
+  std::int64_t iterator_age_ms = 0;              // IteratorAge of the last batch handed over
+  std::int64_t iterator_age_max_ms = 0;          // the largest IteratorAge seen
+
+  metrics_counters& operator+=(const metrics_counters& o) noexcept {
+    polled_event_count += o.polled_event_count;
+    filtered_out_event_count += o.filtered_out_event_count;
+    invoked_event_count += o.invoked_event_count;
+    failed_invoke_event_count += o.failed_invoke_event_count;
+    dropped_event_count += o.dropped_event_count;
+    on_failure_destination_delivered_event_count += o.on_failure_destination_delivered_event_count;
+    invocations += o.invocations;
+    function_errors += o.function_errors;
+    throttles += o.throttles;
+    retries += o.retries;
+    bisect_splits += o.bisect_splits;
+    destination_failures += o.destination_failures;
+    succeeded_event_count += o.succeeded_event_count;
+    iterator_age_ms = std::max(iterator_age_ms, o.iterator_age_ms);
+    iterator_age_max_ms = std::max(iterator_age_max_ms, o.iterator_age_max_ms);
+    return *this;
+  }
+};
+
+struct shard_metrics {
+  shard_id_t shard_id = 0;
+  sequence_number_t checkpoint = 0;  // highest finished sequence (S-3.3)
+  metrics_counters counters;
+};
+
+/// A snapshot of a mapping's metrics: totals (the mapping) and one entry per shard.
+struct metrics_snapshot {
+  std::string mapping_name;
+  metrics_counters total;
+  std::vector<shard_metrics> shards;
+  /// Records read from the source and not yet finished (bounded by shards x P x 2 x batch_size).
+  std::uint64_t buffered_records = 0;
+};
+
+namespace detail {
+/// The live counters of one shard. Each field is written by one thread at a time per event
+/// kind (poller or the worker running a lane), read by snapshot(); relaxed order suffices.
+struct alignas(64) live_counters {
+  std::atomic<std::uint64_t> polled{0}, filtered_out{0}, invoked{0}, failed_invoke{0}, dropped{0},
+      delivered{0}, invocations{0}, function_errors{0}, throttles{0}, retries{0}, splits{0},
+      destination_failures{0}, succeeded{0};
+  std::atomic<std::int64_t> iterator_age_ms{0}, iterator_age_max_ms{0};
+
+  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+    c.fetch_add(n, std::memory_order_relaxed);
+  }
+  void record_iterator_age(std::int64_t ms) noexcept {
+    iterator_age_ms.store(ms, std::memory_order_relaxed);
+    std::int64_t seen = iterator_age_max_ms.load(std::memory_order_relaxed);
+    while (ms > seen &&
+           !iterator_age_max_ms.compare_exchange_weak(seen, ms, std::memory_order_relaxed)) {
+    }
+  }
+  metrics_counters snapshot() const noexcept {
+    auto ld = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+    metrics_counters m;
+    m.polled_event_count = ld(polled);
+    m.filtered_out_event_count = ld(filtered_out);
+    m.invoked_event_count = ld(invoked);
+    m.failed_invoke_event_count = ld(failed_invoke);
+    m.dropped_event_count = ld(dropped);
+    m.on_failure_destination_delivered_event_count = ld(delivered);
+    m.invocations = ld(invocations);
+    m.function_errors = ld(function_errors);
+    m.throttles = ld(throttles);
+    m.retries = ld(retries);
+    m.bisect_splits = ld(splits);
+    m.destination_failures = ld(destination_failures);
+    m.succeeded_event_count = ld(succeeded);
+    m.iterator_age_ms = iterator_age_ms.load(std::memory_order_relaxed);
+    m.iterator_age_max_ms = iterator_age_max_ms.load(std::memory_order_relaxed);
+    return m;
+  }
+};
+}  // namespace detail
+
+SLUICE_END_NAMESPACE

@@ -1,0 +1,118 @@
+// sluice/options.hpp: the options of sluice::run and sluice::start: checkpoint store, clock,
+// mapping name, thread counts, stop token. Options may come in any order; each at most once.
+#pragma once
+
+#include <cstdint>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "sluice/checkpoint.hpp"
+#include "sluice/clock.hpp"
+#include "sluice/config.hpp"
+#include "sluice/detail/validate.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+template <class Store>
+struct checkpoints_option {
+  Store* store;
+};
+/// Where checkpoints are loaded from and saved to (default: a fresh in-memory store).
+template <checkpoint_store Store>
+checkpoints_option<Store> checkpoints(Store& store) {
+  return {&store};
+}
+
+template <class Clock>
+struct clock_option {
+  Clock* clock;
+};
+/// The clock every window, back-off and age reads (default: sluice::system_clock).
+template <clock_type Clock>
+clock_option<Clock> with_clock(Clock& clock) {
+  return {&clock};
+}
+
+struct name_option {
+  std::string name;
+};
+/// The mapping's name: the key of its checkpoints in the store (default "sluice").
+inline name_option mapping_name(std::string name) { return {std::move(name)}; }
+
+struct pollers_option {
+  std::uint32_t n;
+};
+/// Poller threads of sluice::start (default: one per 4 hardware threads, at most one per shard).
+inline pollers_option pollers(std::int64_t n) {
+  detail::require_in_range<std::int64_t>("pollers", n, 1, 1024, "1..1024");
+  return {static_cast<std::uint32_t>(n)};
+}
+struct workers_option {
+  std::uint32_t n;
+};
+/// Worker threads of sluice::start, which call the handler (default: hardware threads).
+inline workers_option workers(std::int64_t n) {
+  detail::require_in_range<std::int64_t>("workers", n, 1, 1024, "1..1024");
+  return {static_cast<std::uint32_t>(n)};
+}
+
+struct stop_option {
+  std::stop_token token;
+};
+/// sluice::run returns early, without starting another attempt, once stop is requested.
+inline stop_option stop_when(std::stop_token token) { return {std::move(token)}; }
+
+namespace detail {
+template <class T, template <class> class Option>
+inline constexpr bool is_option_of = false;
+template <class T, template <class> class Option>
+inline constexpr bool is_option_of<Option<T>, Option> = true;
+
+template <template <class> class Option, class Default, class... Opts>
+struct option_type {
+  using type = Default;
+};
+template <template <class> class Option, class Default, class First, class... Rest>
+struct option_type<Option, Default, First, Rest...> {
+  using type = std::conditional_t<is_option_of<First, Option>, First,
+                                  typename option_type<Option, Default, Rest...>::type>;
+};
+
+/// All options, resolved to concrete types: Store and Clock default when not given.
+template <class... Opts>
+struct resolved_options {
+  using store_option = typename option_type<checkpoints_option, checkpoints_option<memory_checkpoint_store>, Opts...>::type;
+  using clock_opt = typename option_type<clock_option, clock_option<system_clock>, Opts...>::type;
+  using store_type = std::remove_pointer_t<decltype(store_option::store)>;
+  using clock_type = std::remove_pointer_t<decltype(clock_opt::clock)>;
+
+  store_type* store = nullptr;
+  clock_type* clock = nullptr;
+  std::string name = "sluice";
+  std::uint32_t pollers = 0;
+  std::uint32_t workers = 0;
+  std::stop_token stop;
+
+  explicit resolved_options(Opts... opts) {
+    (take(std::move(opts)), ...);
+    if constexpr (std::is_same_v<clock_type, system_clock>) {
+      if (!clock) clock = &system_clock::instance();
+    }
+  }
+
+ private:
+  void take(store_option o) { store = o.store; }
+  void take(clock_opt o) { clock = o.clock; }
+  void take(name_option o) {
+    if (o.name.empty()) reject("mapping_name", "\"\"", "a non-empty name");
+    name = std::move(o.name);
+  }
+  void take(pollers_option o) { pollers = o.n; }
+  void take(workers_option o) { workers = o.n; }
+  void take(stop_option o) { stop = std::move(o.token); }
+};
+}  // namespace detail
+
+SLUICE_END_NAMESPACE

@@ -1,0 +1,113 @@
+// sluice/range_source.hpp: any range-v3 or standard range as a one-shard source (sluice::from).
+// Elements that are stream records keep their metadata; other elements become
+// sluice::record<Element, std::uint64_t> with key 0, sequence = position + 1 and the time at
+// which from() was called as arrival time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <ranges>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "sluice/config.hpp"
+#include "sluice/record.hpp"
+#include "sluice/source.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+template <std::ranges::input_range Range>
+class range_source {
+  using element = std::remove_cvref_t<std::ranges::range_reference_t<Range>>;
+  static constexpr bool wraps = !stream_record<element>;
+
+ public:
+  using record_type = std::conditional_t<wraps, record<element, std::uint64_t>, element>;
+
+  explicit range_source(Range range)
+      : range_(std::move(range)), it_(std::ranges::begin(range_)), created_(std::chrono::system_clock::now()) {}
+
+  range_source(range_source&& other) noexcept
+      : range_(std::move(other.range_)), it_(std::ranges::begin(range_)), created_(other.created_) {}
+  range_source(const range_source&) = delete;
+
+  std::uint32_t shard_count() const noexcept { return 1; }
+  std::string_view name() const noexcept { return "range"; }
+
+  template <class Visit>
+  std::size_t read(shard_id_t, sequence_number_t after, std::size_t max, Visit&& visit) {
+    if (after < position_) restart();
+    std::size_t consumed = 0;
+    while (consumed < max && it_ != std::ranges::end(range_)) {
+      if constexpr (wraps) {
+        if (position_ < after) {  // skip to the resume point
+          ++it_;
+          ++position_;
+          continue;
+        }
+        const record_type r{0, position_ + 1, created_, *it_};
+        if (!visit(std::as_const(r))) break;
+      } else {
+        const element& r = *it_;
+        if (sluice::sequence_number(r) <= after) {
+          ++it_;
+          ++position_;
+          continue;
+        }
+        if (!visit(r)) break;
+      }
+      ++it_;
+      ++position_;
+      ++consumed;
+    }
+    return consumed;
+  }
+
+  sequence_number_t resolve(shard_id_t, starting_position pos) {
+    if (pos.where == starting_position::kind::trim_horizon) return 0;
+    if (pos.where == starting_position::kind::latest) return last_sequence(0);
+    sequence_number_t after = 0;  // at_timestamp: everything before the first record at or after t
+    for (auto&& e : range_) {
+      const time_point arrival = [&] {
+        if constexpr (wraps) return created_;
+        else return sluice::arrival_time(e);
+      }();
+      if (arrival >= pos.timestamp) break;
+      if constexpr (wraps) ++after;
+      else after = sluice::sequence_number(e);
+    }
+    return after;
+  }
+
+  sequence_number_t last_sequence(shard_id_t) const {
+    if (!last_) {
+      sequence_number_t last = 0;
+      for (auto&& e : const_cast<Range&>(range_)) {
+        if constexpr (wraps) ++last;
+        else last = sluice::sequence_number(e);
+      }
+      last_ = last;
+    }
+    return *last_;
+  }
+
+  void subscribe(data_listener*) noexcept {}
+  void unsubscribe(data_listener*) noexcept {}
+
+ private:
+  void restart() {
+    it_ = std::ranges::begin(range_);
+    position_ = 0;
+  }
+
+  Range range_;
+  std::ranges::iterator_t<Range> it_;
+  sequence_number_t position_ = 0;  // elements passed so far
+  time_point created_;
+  mutable std::optional<sequence_number_t> last_;
+};
+
+SLUICE_END_NAMESPACE

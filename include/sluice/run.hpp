@@ -1,0 +1,68 @@
+// sluice/run.hpp: sluice::run runs a mapping on the calling thread until everything its source
+// held when run was called is finished (or stop is requested): the simplest mode, used by
+// tests, benchmarks and batch jobs. Batches run one at a time; back-offs sleep on the clock (a
+// manual_clock in auto_advance mode plays them in virtual time). Open batching windows close
+// at the end of the source.
+#pragma once
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "sluice/detail/engine.hpp"
+#include "sluice/metrics.hpp"
+#include "sluice/options.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+template <class Source, class Stages, class... Opts>
+metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
+  using options = detail::resolved_options<Opts...>;
+  options o(std::move(opts)...);
+  std::unique_ptr<memory_checkpoint_store> owned;
+  if (o.store == nullptr) {
+    if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
+      owned = std::make_unique<memory_checkpoint_store>();
+      o.store = owned.get();
+    }
+  }
+  using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
+                                  typename options::store_type>;
+  engine_t e(std::move(m), *o.clock, *o.store, o.name);
+
+  std::vector<sequence_number_t> end;
+  for (auto& s : e.shards()) end.push_back(e.source().last_sequence(s->id));
+
+  const std::size_t chunk = std::max<std::size_t>(1024, e.batching().batch_size);
+  std::vector<typename engine_t::lane*> submitted;
+  sleeper self;
+  bool stopped = false;
+  auto stop_requested = [&] { return o.stop.stop_requested(); };
+
+  for (auto& sp : e.shards()) {
+    auto& s = *sp;
+    while (!stopped) {
+      time_point next = far_future;
+      const bool at_end = s.position >= end[s.id];
+      const bool moved = e.poll(s, e.now(), submitted, next, chunk, /*flush=*/at_end);
+      for (auto* l : submitted) {  // one batch at a time, each to completion
+        while (!stopped) {
+          const detail::step_result r = e.run_job(*l);
+          if (r.done) break;
+          if (stop_requested()) stopped = true;
+          else e.clock().sleep_until(r.wait_until, self);
+        }
+        // Always safe: the checkpoint only covers finished records (an abandoned batch is not).
+        e.update_checkpoint(s);
+        if (stopped) break;
+      }
+      submitted.clear();
+      e.update_checkpoint(s);
+      if (stop_requested()) stopped = true;
+      if (!moved && s.position >= end[s.id]) break;
+    }
+  }
+  return e.metrics();
+}
+
+SLUICE_END_NAMESPACE

@@ -1,0 +1,137 @@
+// sluice/sqlite/checkpoint_store.hpp: durable per-shard checkpoints (S-3.3, S-3.4) in a SQLite
+// file, so a mapping restarted on the same machine resumes at checkpoint + 1. Each save is one
+// committed transaction; save_all commits a whole set of shards at once.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sluice/checkpoint.hpp"
+#include "sluice/config.hpp"
+#include "sluice/sqlite/codec.hpp"
+#include "sluice/sqlite/database.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+namespace sqlite {
+
+inline constexpr int checkpoint_schema_version = 1;
+
+namespace detail {
+inline const std::string checkpoint_schema = R"sql(
+CREATE TABLE sluice_checkpoints(mapping TEXT NOT NULL, shard INTEGER NOT NULL,
+  seq INTEGER NOT NULL, PRIMARY KEY(mapping, shard)) WITHOUT ROWID;
+)sql";
+
+// max(): a stored checkpoint never moves backwards (see checkpoint_store).
+inline constexpr std::string_view save_checkpoint_sql =
+    "INSERT INTO sluice_checkpoints(mapping, shard, seq) VALUES(?1, ?2, ?3) "
+    "ON CONFLICT(mapping, shard) DO UPDATE SET seq = max(seq, excluded.seq)";
+}  // namespace detail
+
+/// Models sluice::checkpoint_store. Thread-safe (one connection behind a mutex).
+///
+/// Monotonic rule: a save lower than the stored checkpoint is ignored. A checkpoint only means
+/// "everything up to here is finished", so a lower value never carries new information, while
+/// writing it would re-deliver finished records; and after an at-least-once restart an old
+/// mapping instance still flushing and the new one can race on the same row. To really rewind
+/// (reprocess a shard), erase() the mapping's checkpoints, then start it with a starting position.
+class checkpoint_store {
+ public:
+  explicit checkpoint_store(const std::filesystem::path& file, open_options options = {})
+      : db_(file, options) {
+    db_.require_schema("checkpoints", checkpoint_schema_version, detail::checkpoint_schema);
+  }
+
+  std::optional<sequence_number_t> load(std::string_view mapping, shard_id_t shard) const {
+    std::lock_guard lock(mutex_);
+    statement& s =
+        db_.cached("SELECT seq FROM sluice_checkpoints WHERE mapping = ?1 AND shard = ?2");
+    auto guard = s.scoped();
+    s.bind_text(1, mapping).bind_int64(2, shard);
+    if (!s.step()) return std::nullopt;
+    return detail::from_db(s.column_int64(0));
+  }
+
+  /// Every stored checkpoint of a mapping, by shard.
+  std::vector<std::pair<shard_id_t, sequence_number_t>> load_all(std::string_view mapping) const {
+    std::lock_guard lock(mutex_);
+    statement& s =
+        db_.cached("SELECT shard, seq FROM sluice_checkpoints WHERE mapping = ?1 ORDER BY shard");
+    auto guard = s.scoped();
+    s.bind_text(1, mapping);
+    std::vector<std::pair<shard_id_t, sequence_number_t>> all;
+    while (s.step()) {
+      all.emplace_back(static_cast<shard_id_t>(s.column_int64(0)),
+                       detail::from_db(s.column_int64(1)));
+    }
+    return all;
+  }
+
+  /// Stores max(stored, seq); committed (and, with synchronous full, on disk) when it returns.
+  void save(std::string_view mapping, shard_id_t shard, sequence_number_t seq) {
+    check(seq);
+    std::lock_guard lock(mutex_);
+    upsert(mapping, shard, seq);
+    ++saves_;
+  }
+
+  /// Saves several shards' checkpoints in one transaction: all or none.
+  void save_all(std::string_view mapping,
+                std::span<const std::pair<shard_id_t, sequence_number_t>> checkpoints) {
+    for (const auto& entry : checkpoints) check(entry.second);
+    std::lock_guard lock(mutex_);
+    transaction tx(db_);
+    for (const auto& [shard, seq] : checkpoints) upsert(mapping, shard, seq);
+    tx.commit();
+    saves_ += checkpoints.size();
+  }
+
+  /// Deletes every checkpoint of a mapping (the explicit rewind); returns how many.
+  std::size_t erase(std::string_view mapping) {
+    std::lock_guard lock(mutex_);
+    statement& s = db_.cached("DELETE FROM sluice_checkpoints WHERE mapping = ?1");
+    auto guard = s.scoped();
+    s.bind_text(1, mapping);
+    s.step();
+    return static_cast<std::size_t>(sqlite3_changes64(db_.handle()));
+  }
+
+  /// Saves made through this object (for tests and flush statistics).
+  std::size_t saves() const {
+    std::lock_guard lock(mutex_);
+    return saves_;
+  }
+
+  const std::string& file() const noexcept { return db_.file(); }
+
+ private:
+  static void check(sequence_number_t seq) {
+    if (seq > static_cast<sequence_number_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw std::out_of_range("sluice::sqlite::checkpoint_store: sequence number " +
+                              std::to_string(seq) + " exceeds SQLite's INTEGER range");
+    }
+  }
+
+  void upsert(std::string_view mapping, shard_id_t shard, sequence_number_t seq) {
+    statement& s = db_.cached(detail::save_checkpoint_sql);
+    auto guard = s.scoped();
+    s.bind_text(1, mapping).bind_int64(2, shard).bind_int64(3, detail::to_db(seq));
+    s.step();
+  }
+
+  mutable std::mutex mutex_;
+  mutable database db_;
+  std::size_t saves_ = 0;
+};
+
+}  // namespace sqlite
+SLUICE_END_NAMESPACE

@@ -1,0 +1,4 @@
+// expect: sluice::batch_size_c<N>: N must be in 1\.\.10000
+#include <sluice/stages.hpp>
+
+void build() { [[maybe_unused]] auto stage = sluice::batching(sluice::batch_size_c<0>()); }

@@ -1,0 +1,9 @@
+// expect: sluice::bisect_batch_on_function_error needs a batching stage \(sluice::batching\) before it
+#include <sluice/mapping.hpp>
+
+#include <vector>
+
+void build() {
+  std::vector<sluice::record<int>> records;
+  [[maybe_unused]] auto m = sluice::from(records) | sluice::bisect_batch_on_function_error;
+}

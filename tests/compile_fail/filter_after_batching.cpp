@@ -1,0 +1,10 @@
+// expect: sluice::filter and sluice::transform must come before sluice::batching and the failure policies
+#include <sluice/mapping.hpp>
+
+#include <vector>
+
+void build() {
+  std::vector<sluice::record<int>> records;
+  [[maybe_unused]] auto m = sluice::from(records) | sluice::batching(sluice::batch_size(10)) |
+           sluice::filter([](int v) { return v > 0; });
+}

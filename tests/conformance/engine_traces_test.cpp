@@ -1,0 +1,199 @@
+// Conformance scenarios C-01, C-02, C-03, C-14 and C-15 (shared/spec/conformance.md): batching
+// (S-2), filtering (S-6.1) and resuming from a checkpoint (S-1.4, S-3.4), on the threaded
+// runtime (sluice::start) and, where the scenario allows, on sluice::run too.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+
+#include "sluice/sluice.hpp"
+#include "support/trace.hpp"
+
+using namespace std::chrono_literals;
+using R = sluice::record<int>;
+using sluice_test::eventually;
+using sluice_test::trace;
+
+namespace {
+struct Engine : ::testing::Test {
+  sluice::manual_clock clock;
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
+  sluice::memory_checkpoint_store store;
+  trace calls;
+
+  void put(int n) {
+    for (int i = 1; i <= n; ++i) stream.put("k", i);
+  }
+  auto record_call() {
+    return [this](const sluice::batch<R>& b) { calls.record(b, clock.now()); };
+  }
+};
+}  // namespace
+
+// C-01 batch size (S-2.1)
+TEST_F(Engine, C01_BatchSizeSplitsInput) {
+  put(250);
+  auto running = sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+                                   sluice::invoke(record_call()),
+                               sluice::with_clock(clock), sluice::checkpoints(store));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(calls.str(), "[1-100] [101-200] [201-250]");
+  EXPECT_EQ(store.load("sluice", 0), 250u);
+  EXPECT_EQ(running.metrics().total.invoked_event_count, 250u);
+}
+
+// C-02 batching window (S-2.1): the window opens at the first buffered record.
+TEST_F(Engine, C02_BatchingWindowHoldsBatchUntilItElapses) {
+  const auto t0 = clock.now();
+  put(30);
+  auto running = sluice::start(sluice::from(stream) |
+                                   sluice::batching(sluice::batch_size(100),
+                                                    sluice::maximum_batching_window(5s)) |
+                                   sluice::invoke(record_call()),
+                               sluice::with_clock(clock), sluice::checkpoints(store),
+                               sluice::workers(1), sluice::pollers(1));
+  ASSERT_TRUE(eventually([&] { return running.metrics().total.polled_event_count == 30; }));
+  // Both threads (poller waiting for the window, idle worker) have looked at the clock.
+  ASSERT_TRUE(clock.wait_for_sleepers(2));
+  EXPECT_EQ(calls.size(), 0u);
+  clock.advance(4999ms);
+  ASSERT_TRUE(clock.wait_for_sleepers(2));
+  EXPECT_EQ(calls.size(), 0u) << "invoked before the window elapsed";
+  clock.advance(1ms);
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(calls.str(), "[1-30]");
+  EXPECT_EQ(calls.calls()[0].at - t0, 5s);
+}
+
+// C-03 payload cap (S-2.1, S-2.2)
+TEST(EngineBytes, C03_PayloadCapClosesBatchesAndOversizedRecordGoesAlone) {
+  sluice::manual_clock clock;
+  sluice::memory_stream<std::string, std::string, sluice::manual_clock> stream{1, clock};
+  const std::string mib(1 << 20, 'x');
+  for (int i = 0; i < 20; ++i) stream.put("k", mib);
+  stream.put("k", std::string(7 << 20, 'y'));
+  trace calls;
+  std::vector<std::size_t> bytes;
+  std::mutex m;
+  auto running = sluice::start(
+      sluice::from(stream) |
+          sluice::batching(sluice::batch_size(100), sluice::maximum_payload_bytes(6 << 20)) |
+          sluice::invoke([&](const sluice::batch<sluice::record<std::string>>& b) {
+            calls.record(b, clock.now());
+            std::lock_guard lock(m);
+            bytes.push_back(b.size_bytes());
+          }),
+      sluice::with_clock(clock));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(calls.str(), "[1-6] [7-12] [13-18] [19-20] [21]");
+  EXPECT_EQ(bytes, (std::vector<std::size_t>{6 << 20, 6 << 20, 6 << 20, 2 << 20, 7 << 20}));
+}
+
+// C-14 filtered records are finished (S-6.1)
+TEST_F(Engine, C14_FilteredRecordsAreFinished) {
+  put(10);
+  auto running = sluice::start(
+      sluice::from(stream) | sluice::filter([](const R& r) { return r.sequence % 2 == 1; }) |
+          sluice::batching(sluice::batch_size(10)) | sluice::invoke(record_call()),
+      sluice::with_clock(clock), sluice::checkpoints(store));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls.calls()[0].sequences, (std::vector<sluice::sequence_number_t>{1, 3, 5, 7, 9}));
+  EXPECT_EQ(store.load("sluice", 0), 10u);
+  EXPECT_EQ(running.metrics().total.filtered_out_event_count, 5u);
+}
+
+// C-15 resume from checkpoint (S-1.4, S-3.4): threaded runtime.
+TEST_F(Engine, C15_ResumeFromCheckpointAfterStop) {
+  put(250);
+  {
+    int call = 0;
+    std::atomic<bool> stop_now{false};
+    auto running = sluice::start(
+        sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+            sluice::invoke([&](const sluice::batch<R>& b) {
+              if (++call == 3) {  // the third batch does not succeed: stop here
+                stop_now = true;
+                throw std::runtime_error("stopping");
+              }
+              calls.record(b, clock.now());
+            }),
+        sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1));
+    ASSERT_TRUE(eventually([&] { return stop_now.load(); }));
+    running.stop();
+  }
+  EXPECT_EQ(calls.str(), "[1-100] [101-200]");
+  EXPECT_EQ(store.load("sluice", 0), 200u);
+  trace resumed;
+  auto running = sluice::start(
+      sluice::from(stream, sluice::starting_position::trim_horizon) |
+          sluice::batching(sluice::batch_size(100)) |
+          sluice::invoke([&](const sluice::batch<R>& b) { resumed.record(b, clock.now()); }),
+      sluice::with_clock(clock), sluice::checkpoints(store));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(resumed.str(), "[201-250]");
+}
+
+// C-15 on the single-thread driver, stopped through a stop token.
+TEST_F(Engine, C15_RunResumesFromCheckpoint) {
+  put(250);
+  std::stop_source stop;
+  int call = 0;
+  sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+                  sluice::invoke([&](const sluice::batch<R>& b) {
+                    if (++call == 3) {
+                      stop.request_stop();
+                      throw std::runtime_error("stopping");
+                    }
+                    calls.record(b, clock.now());
+                  }),
+              sluice::with_clock(clock), sluice::checkpoints(store), sluice::stop_when(stop.get_token()));
+  EXPECT_EQ(store.load("sluice", 0), 200u);
+  trace resumed;
+  sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+                  sluice::invoke([&](const sluice::batch<R>& b) { resumed.record(b, clock.now()); }),
+              sluice::with_clock(clock), sluice::checkpoints(store));
+  EXPECT_EQ(resumed.str(), "[201-250]");
+}
+
+// S-1.4: a stored checkpoint wins; without one, latest skips what is already there.
+TEST_F(Engine, StartingPositionLatestSkipsExistingRecords) {
+  put(5);
+  trace seen;
+  auto running = sluice::start(
+      sluice::from(stream, sluice::starting_position::latest) |
+          sluice::invoke([&](const sluice::batch<R>& b) { seen.record(b, clock.now()); }),
+      sluice::with_clock(clock), sluice::checkpoints(store));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(seen.size(), 0u);
+  stream.put("k", 6);
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(seen.str(), "[6]");
+}
+
+TEST_F(Engine, StartingPositionAtTimestamp) {
+  put(3);
+  clock.advance(10s);
+  const auto t = clock.now();
+  put(2);  // sequences 4 and 5, arrival t
+  const auto m = sluice::run(sluice::from(stream, sluice::starting_position::at_timestamp(t)) |
+                                 sluice::invoke(record_call()),
+                             sluice::with_clock(clock));
+  EXPECT_EQ(calls.str(), "[4-5]");
+  EXPECT_EQ(m.shards[0].checkpoint, 5u);
+}
+
+// A throwing filter stops the mapping with the error instead of losing or skipping records.
+TEST_F(Engine, ThrowingFilterStopsMappingWithoutAdvancingPastIt) {
+  put(10);
+  auto running = sluice::start(sluice::from(stream) | sluice::filter([](const R& r) {
+                                 if (r.sequence == 5) throw std::logic_error("bad filter");
+                                 return true;
+                               }) | sluice::invoke(record_call()),
+                               sluice::with_clock(clock), sluice::checkpoints(store));
+  EXPECT_THROW(running.wait_until_caught_up(60s), std::logic_error);
+  EXPECT_THROW(running.stop(), std::logic_error);
+  EXPECT_LT(store.load("sluice", 0).value_or(0), 5u);
+}

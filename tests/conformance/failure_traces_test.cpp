@@ -1,0 +1,379 @@
+// Conformance scenarios C-04..C-11 and C-16..C-18 (shared/spec/conformance.md): exact traces of
+// the failure policies (S-4, S-5). Each runs twice: with sluice::run on the calling thread and
+// with sluice::start on worker threads, both on a manual clock in auto-advance mode, so back-offs
+// play out in virtual time and every trace is deterministic.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "sluice/sluice.hpp"
+#include "support/trace.hpp"
+
+using namespace std::chrono_literals;
+using R = sluice::record<int>;
+using sluice_test::trace;
+
+namespace {
+
+enum class mode { run, start };
+
+class FailureTraces : public ::testing::TestWithParam<mode> {
+ protected:
+  sluice::manual_clock clock{sluice::time_point{} + 1000h, sluice::manual_clock::auto_advance};
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
+  sluice::memory_checkpoint_store store;
+  sluice::memory_destination<R> dlq;
+  trace calls;
+  sluice::time_point t0 = clock.now();
+
+  void put(int n) {
+    for (int i = 1; i <= n; ++i) stream.put("k", i);
+  }
+
+  template <class Mapping>
+  sluice::metrics_snapshot drive(Mapping&& m) {
+    if (GetParam() == mode::run) {
+      return sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
+    }
+    auto running = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store),
+                                 sluice::workers(1));
+    EXPECT_TRUE(running.wait_until_caught_up(60s)) << "did not finish; trace so far: " << calls.str();
+    auto snapshot = running.metrics();
+    running.stop();
+    return snapshot;
+  }
+
+  sluice::sequence_number_t checkpoint() const { return store.load("sluice", 0).value_or(0); }
+
+  auto record_call() {
+    return [this](const sluice::batch<R>& b) { calls.record(b, clock.now()); };
+  }
+};
+
+bool contains(const sluice::batch<R>& b, sluice::sequence_number_t seq) {
+  for (const auto& r : b)
+    if (r.sequence == seq) return true;
+  return false;
+}
+
+}  // namespace
+
+// C-04 retries exhausted (S-5.1, S-5.5)
+TEST_P(FailureTraces, C04_RetriesExhaustedGoToDestination) {
+  put(10);
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::on_failure(dlq) |
+                        sluice::invoke([&](const sluice::batch<R>& b) {
+                          calls.record(b, clock.now());
+                          throw std::runtime_error("boom");
+                        }));
+  EXPECT_EQ(calls.str(), "[1-10] [1-10] [1-10]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].condition, sluice::failure_condition::retry_attempts_exhausted);
+  EXPECT_EQ(dead[0].approximate_invoke_count, 3u);
+  EXPECT_EQ(dead[0].start_sequence_number, 1u);
+  EXPECT_EQ(dead[0].end_sequence_number, 10u);
+  EXPECT_EQ(dead[0].batch_size, 10u);
+  ASSERT_EQ(dead[0].records.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(dead[0].records[i].payload, i + 1);
+  EXPECT_EQ(dead[0].error_type, "std::runtime_error");
+  EXPECT_EQ(dead[0].error_message, "boom");
+  EXPECT_EQ(checkpoint(), 10u);
+  EXPECT_EQ(snapshot.total.on_failure_destination_delivered_event_count, 10u);
+  EXPECT_EQ(snapshot.total.function_errors, 3u);
+  EXPECT_EQ(snapshot.total.retries, 2u);
+}
+
+// C-05 bisect isolates a poison record (S-5.3)
+TEST_P(FailureTraces, C05_BisectIsolatesPoisonRecord) {
+  put(10);
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_retry_attempts(0)) |
+                        sluice::bisect_batch_on_function_error | sluice::on_failure(dlq) |
+                        sluice::invoke([&](const sluice::batch<R>& b) {
+                          calls.record(b, clock.now());
+                          if (contains(b, 7)) throw std::runtime_error("poison");
+                        }));
+  EXPECT_EQ(calls.str(), "[1-10] [1-5] [6-10] [6-8] [6-7] [6] [7] [8] [9-10]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].start_sequence_number, 7u);
+  EXPECT_EQ(dead[0].end_sequence_number, 7u);
+  EXPECT_EQ(dead[0].condition, sluice::failure_condition::retry_attempts_exhausted);
+  EXPECT_EQ(dead[0].approximate_invoke_count, 1u);
+  EXPECT_EQ(checkpoint(), 10u);
+  EXPECT_EQ(snapshot.total.bisect_splits, 4u);
+}
+
+TEST_P(FailureTraces, C05_BisectWithTwoRetriesAttemptsPoisonThreeTimes) {
+  put(10);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+        sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::bisect_batch_on_function_error |
+        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+          calls.record(b, clock.now());
+          if (contains(b, 7)) throw std::runtime_error("poison");
+        }));
+  EXPECT_EQ(calls.str(), "[1-10] [1-5] [6-10] [6-8] [6-7] [6] [7] [7] [7] [8] [9-10]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].approximate_invoke_count, 3u);
+  EXPECT_EQ(checkpoint(), 10u);
+}
+
+namespace {
+// The C-06/C-07 handler: fail{4,8} on the first call, then fail{8} whenever 8 is in the batch.
+struct c06_handler {
+  trace* calls;
+  sluice::manual_clock* clock;
+  int call = 0;
+  sluice::batch_item_failures operator()(const sluice::batch<R>& b) {
+    calls->record(b, clock->now());
+    if (call++ == 0) return {4, 8};
+    if (contains(b, 8)) return {8};
+    return {};
+  }
+};
+}  // namespace
+
+// C-06 partial batch response (S-4.3, S-5.2)
+TEST_P(FailureTraces, C06_PartialBatchResponseRetriesFromLowestFailure) {
+  put(10);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+        sluice::retry(sluice::maximum_retry_attempts(1)) | sluice::report_batch_item_failures |
+        sluice::on_failure(dlq) | sluice::invoke(c06_handler{&calls, &clock}));
+  EXPECT_EQ(calls.str(), "[1-10] [4-10] [8-10] [8-10]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].start_sequence_number, 8u);
+  EXPECT_EQ(dead[0].end_sequence_number, 10u);
+  EXPECT_EQ(dead[0].approximate_invoke_count, 2u);
+  EXPECT_EQ(dead[0].reported_failed, (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(checkpoint(), 10u);
+}
+
+// C-07 partial batch response ignored when the feature is off (S-4.2)
+TEST_P(FailureTraces, C07_ReportIgnoredWithoutTheFeature) {
+  put(10);
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_retry_attempts(1)) | sluice::on_failure(dlq) |
+                        sluice::invoke(c06_handler{&calls, &clock}));
+  EXPECT_EQ(calls.str(), "[1-10]");
+  EXPECT_EQ(dlq.size(), 0u);
+  EXPECT_EQ(checkpoint(), 10u);
+  EXPECT_EQ(snapshot.total.succeeded_event_count, 10u);
+}
+
+// C-08 invalid item identifier (S-4.3)
+TEST_P(FailureTraces, C08_InvalidIdentifierFailsWholeBatch) {
+  put(10);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+        sluice::retry(sluice::maximum_retry_attempts(0)) | sluice::report_batch_item_failures |
+        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+          calls.record(b, clock.now());
+          return sluice::batch_item_failures{999};
+        }));
+  EXPECT_EQ(calls.str(), "[1-10]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].start_sequence_number, 1u);
+  EXPECT_EQ(dead[0].end_sequence_number, 10u);
+  EXPECT_EQ(dead[0].error_type, "sluice::invalid_batch_item_failures");
+  EXPECT_EQ(checkpoint(), 10u);
+}
+
+// C-09 bisect plus partial response (S-5.3)
+TEST_P(FailureTraces, C09_BisectWithPartialResponse) {
+  put(8);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(8)) |
+        sluice::retry(sluice::maximum_retry_attempts(0)) | sluice::bisect_batch_on_function_error |
+        sluice::report_batch_item_failures | sluice::on_failure(dlq) |
+        sluice::invoke([&](const sluice::batch<R>& b) {
+          calls.record(b, clock.now());
+          return contains(b, 5) ? sluice::batch_item_failures{5} : sluice::batch_item_failures{};
+        }));
+  EXPECT_EQ(calls.str(), "[1-8] [5-8] [5-6] [5] [6] [7-8]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].start_sequence_number, 5u);
+  EXPECT_EQ(dead[0].end_sequence_number, 5u);
+  EXPECT_EQ(dead[0].reported_failed, std::vector<bool>{true});
+  EXPECT_EQ(checkpoint(), 8u);
+}
+
+// C-10 maximum record age (S-5.4)
+TEST_P(FailureTraces, C10_RecordAgeSendsExpiredRecordsWithoutInvoking) {
+  put(3);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+        sluice::retry(sluice::maximum_retry_attempts(-1), sluice::maximum_record_age(60s),
+                      sluice::backoff::fixed(10s)) |
+        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+          calls.record(b, clock.now());
+          throw std::runtime_error("always");
+        }));
+  const auto invocations = calls.calls();
+  ASSERT_EQ(invocations.size(), 7u) << calls.str();
+  for (std::size_t i = 0; i < invocations.size(); ++i) {
+    EXPECT_EQ(invocations[i].at - t0, std::chrono::seconds(10 * i)) << "attempt " << i;
+    EXPECT_EQ(invocations[i].size, 3u);
+  }
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].condition, sluice::failure_condition::record_age_exceeded);
+  EXPECT_EQ(dead[0].start_sequence_number, 1u);
+  EXPECT_EQ(dead[0].end_sequence_number, 3u);
+  EXPECT_EQ(dead[0].timestamp - t0, 70s);
+  EXPECT_EQ(dead[0].approximate_invoke_count, 7u);
+  EXPECT_EQ(checkpoint(), 3u);
+}
+
+// C-11 throttle (S-4.4)
+TEST_P(FailureTraces, C11_ThrottleConsumesNoAttempt) {
+  put(5);
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_retry_attempts(0), sluice::maximum_record_age(60s),
+                                      sluice::backoff::fixed(10s)) |
+                        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+                          calls.record(b, clock.now());
+                          if (clock.now() - t0 < 20s) throw sluice::throttled();
+                        }));
+  const auto invocations = calls.calls();
+  ASSERT_EQ(calls.str(), "[1-5] [1-5] [1-5]");
+  EXPECT_EQ(invocations[0].at - t0, 0s);
+  EXPECT_EQ(invocations[1].at - t0, 10s);
+  EXPECT_EQ(invocations[2].at - t0, 20s);
+  EXPECT_EQ(dlq.size(), 0u);
+  EXPECT_EQ(checkpoint(), 5u);
+  EXPECT_EQ(snapshot.total.throttles, 2u);
+}
+
+// C-16 destination failure loses nothing (S-5.8)
+TEST_P(FailureTraces, C16_DestinationFailureIsRetriedAndBlocksCheckpoint) {
+  put(10);
+  int deliveries = 0;
+  std::vector<sluice::sequence_number_t> checkpoint_seen_at_delivery;
+  auto flaky = [&](const sluice::on_failure_record<R>& rec) {
+    checkpoint_seen_at_delivery.push_back(checkpoint());
+    if (++deliveries <= 2) throw std::runtime_error("destination down");
+    dlq.deliver(rec);
+  };
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::on_failure(flaky) |
+                        sluice::invoke([&](const sluice::batch<R>& b) {
+                          calls.record(b, clock.now());
+                          throw std::runtime_error("boom");
+                        }));
+  EXPECT_EQ(calls.str(), "[1-10] [1-10] [1-10]");
+  EXPECT_EQ(deliveries, 3);
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq.records()[0].end_sequence_number, 10u);
+  EXPECT_EQ(checkpoint_seen_at_delivery, (std::vector<sluice::sequence_number_t>{0, 0, 0}));
+  EXPECT_EQ(checkpoint(), 10u);
+  EXPECT_EQ(snapshot.total.destination_failures, 2u);
+}
+
+// C-17 the AWS-observed partial failure (S-5.2)
+TEST_P(FailureTraces, C17_AwsObservedPartialFailure) {
+  put(6);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(3)) |
+        sluice::retry(sluice::maximum_retry_attempts(3)) | sluice::report_batch_item_failures |
+        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+          calls.record(b, clock.now());
+          return contains(b, 6) ? sluice::batch_item_failures{6} : sluice::batch_item_failures{};
+        }));
+  EXPECT_EQ(calls.str(), "[1-3] [4-6] [6] [6] [6] [6]");
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].approximate_invoke_count, 4u);
+  EXPECT_EQ(dead[0].batch_size, 1u);
+  EXPECT_EQ(dead[0].start_sequence_number, 6u);
+  EXPECT_EQ(dead[0].end_sequence_number, 6u);
+  std::map<sluice::sequence_number_t, int> handed;
+  for (const auto& c : calls.calls())
+    for (auto s : c.sequences) ++handed[s];
+  for (sluice::sequence_number_t s = 1; s <= 5; ++s) EXPECT_EQ(handed[s], 1) << s;
+  EXPECT_EQ(handed[6], 5);
+}
+
+// C-18 malformed reports fail the whole attempt (S-4.3)
+TEST_P(FailureTraces, C18_MalformedReportsFailTheAttempt) {
+  const std::vector<std::function<sluice::batch_item_failures()>> malformed = {
+      [] { return sluice::batch_item_failures{999}; },  // not in the batch
+      [] { return sluice::batch_item_failures{0}; },    // the empty identifier
+      []() -> sluice::batch_item_failures { throw std::runtime_error("handler threw"); },
+  };
+  for (std::size_t i = 0; i < malformed.size(); ++i) {
+    SCOPED_TRACE(i);
+    sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
+    sluice::memory_checkpoint_store st;
+    sluice::memory_destination<R> d;
+    s.put("k", 1);
+    int invocations = 0;
+    auto m = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
+             sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::report_batch_item_failures |
+             sluice::on_failure(d) | sluice::invoke([&](const sluice::batch<R>&) {
+               ++invocations;
+               return malformed[i]();
+             });
+    if (GetParam() == mode::run) {
+      sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
+    } else {
+      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
+      ASSERT_TRUE(r.wait_until_caught_up(60s));
+    }
+    EXPECT_EQ(invocations, 3);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d.records()[0].approximate_invoke_count, 3u);
+    EXPECT_EQ(st.load("sluice", 0), 1u);
+  }
+}
+
+TEST_P(FailureTraces, C18_EmptyOrAbsentReportIsSuccess) {
+  auto check = [&](auto handler) {
+    sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
+    sluice::memory_checkpoint_store st;
+    sluice::memory_destination<R> d;
+    s.put("k", 1);
+    int invocations = 0;
+    auto m = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
+             sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::on_failure(d) |
+             sluice::invoke([&](const sluice::batch<R>& b) {
+               ++invocations;
+               return handler(b);
+             });
+    sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
+    EXPECT_EQ(invocations, 1);
+    EXPECT_EQ(d.size(), 0u);
+  };
+  check([](const sluice::batch<R>&) {});  // void: no report
+  auto check_report = [&](auto handler) {
+    sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
+    sluice::memory_checkpoint_store st;
+    sluice::memory_destination<R> d;
+    s.put("k", 1);
+    int invocations = 0;
+    auto m = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
+             sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::report_batch_item_failures |
+             sluice::on_failure(d) | sluice::invoke([&](const sluice::batch<R>& b) {
+               ++invocations;
+               return handler(b);
+             });
+    if (GetParam() == mode::run) {
+      sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
+    } else {
+      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
+      ASSERT_TRUE(r.wait_until_caught_up(60s));
+    }
+    EXPECT_EQ(invocations, 1);
+    EXPECT_EQ(d.size(), 0u);
+    EXPECT_EQ(st.load("sluice", 0), 1u);
+  };
+  check_report([](const sluice::batch<R>&) { return sluice::batch_item_failures{}; });
+  check_report([](const sluice::batch<R>&) { return std::optional<sluice::batch_item_failures>{}; });
+}
+
+INSTANTIATE_TEST_SUITE_P(Conformance, FailureTraces, ::testing::Values(mode::run, mode::start),
+                         [](const auto& info) { return info.param == mode::run ? "run" : "start"; });
