@@ -63,6 +63,8 @@ class engine {
     job_type job;
     std::atomic<bool> busy{false};
     std::atomic<sequence_number_t> flight_front{none_in_flight};
+    std::atomic<bool> retrying{false};    // the batch in flight has failed and waits to retry
+    sequence_number_t bypassed_from = 0;  // poller's: first record skipped while retrying (0: none)
     shard_state* shard = nullptr;
     time_point due{};  // when a waiting job is to run again
   };
@@ -120,57 +122,38 @@ class engine {
   /// Reads up to `chunk` records of a shard into its lanes. Batches that close are handed to
   /// `submitted` (the driver runs them). Returns whether anything moved. `next_deadline` is
   /// lowered to the earliest open batching window. With `flush`, open windows close now.
+  ///
+  /// Backpressure and isolation: when a record's lane is full and its batch is in flight, the
+  /// reader stops (a slow handler slows the reader). But when that batch is being retried, the
+  /// lane is bypassed instead: the reader goes on with the other lanes, the bypassed lane
+  /// re-reads its own records from the source once it is free (catch_up), and the checkpoint
+  /// stays below the first record it skipped (S-3.3 failure isolation with bounded memory).
   bool poll(shard_state& s, time_point now, std::vector<lane*>& submitted, time_point& next_deadline,
             std::size_t chunk, bool flush = false) {
     bool progress = dispatch_ready(s, now, submitted, flush);
-    std::uint64_t filtered = 0;
-    bool refused = false;
-    lane* target = nullptr;
-    sequence_number_t seq = 0;
-    auto emit = [&](const record_type& out) -> bool {
-      lane& l = *target;
-      const std::size_t bytes = sluice::payload_size_bytes(out);
-      if (l.fill_n > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
-        l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
-        if (l.busy.load(std::memory_order_acquire)) {
-          refused = true;
-          return false;
-        }
-        dispatch(l, submitted);
-      }
-      if (l.fill_n == 0) {
-        l.fill_front = seq;
-        l.fill_deadline = now + batching_.maximum_batching_window;
-      }
-      if (l.fill.size() > l.fill_n) l.fill[l.fill_n] = out;
-      else l.fill.push_back(out);
-      ++l.fill_n;
-      l.fill_bytes += bytes;
-      if (l.fill_n == batching_.batch_size && !l.busy.load(std::memory_order_acquire))
-        dispatch(l, submitted);
-      return true;
-    };
+    read_counts counts;
+    for (auto& l : s.lanes) {
+      if (l->bypassed_from != 0 && !l->busy.load(std::memory_order_acquire))
+        progress |= catch_up(s, *l, now, submitted, chunk, counts);
+    }
     auto visit = [&](const source_record& r) -> bool {
       lane& l = route(s, r);
-      if (l.fill_n == batching_.batch_size || l.fill_closed) {
-        if (l.busy.load(std::memory_order_acquire)) return false;  // backpressure: stop reading
-        dispatch(l, submitted);
-      }
-      target = &l;
-      seq = sluice::sequence_number(r);
-      if (!run_per_record<0>(mapping_.stages, r, emit)) {
-        if (refused) return false;
-        ++filtered;  // S-6.1: finished at once
+      const sequence_number_t seq = sluice::sequence_number(r);
+      if (l.bypassed_from == 0) {
+        const offer_result taken = offer(l, r, seq, now, submitted);
+        if (taken == offer_result::blocked) {
+          if (!l.retrying.load(std::memory_order_acquire)) return false;  // backpressure
+          l.bypassed_from = seq;
+        } else {
+          counts.add(taken);
+        }
       }
       s.position = seq;
       return true;
     };
-    const std::size_t consumed = source().read(s.id, s.position, chunk, visit);
-    if (consumed > 0) {
-      live_counters::add(s.counters.polled, consumed);
-      if (filtered > 0) live_counters::add(s.counters.filtered_out, filtered);
-      progress = true;
-    }
+    if (source().read(s.id, s.position, chunk, visit) > 0) progress = true;
+    if (counts.polled > 0) live_counters::add(s.counters.polled, counts.polled);
+    if (counts.filtered > 0) live_counters::add(s.counters.filtered_out, counts.filtered);
     progress |= dispatch_ready(s, now, submitted, flush);
     for (auto& l : s.lanes) {  // a busy lane's completion wakes the poller; no deadline needed
       if (l->fill_n > 0 && !l->busy.load(std::memory_order_acquire))
@@ -202,6 +185,7 @@ class engine {
                            std::memory_order_release);
     };
     const step_result r = l.job.step(*this, l.shard->counters, publish);
+    l.retrying.store(!r.done, std::memory_order_release);
     if (r.done) l.busy.store(false, std::memory_order_release);
     return r;
   }
@@ -211,6 +195,7 @@ class engine {
     sequence_number_t cp = s.position;
     for (const auto& l : s.lanes) {
       if (l->fill_n > 0) cp = std::min(cp, l->fill_front - 1);
+      if (l->bypassed_from != 0) cp = std::min(cp, l->bypassed_from - 1);
       const sequence_number_t f = l->flight_front.load(std::memory_order_acquire);
       if (f != none_in_flight) cp = std::min(cp, f - 1);
     }
@@ -255,6 +240,82 @@ class engine {
     if (s.lanes.size() == 1) return *s.lanes[0];
     const auto lanes = static_cast<std::uint32_t>(s.lanes.size());
     return *s.lanes[lane_for(key_hash(sluice::partition_key(r)), lanes)];
+  }
+
+  enum class offer_result { taken, filtered, blocked };
+
+  struct read_counts {
+    std::uint64_t polled = 0;
+    std::uint64_t filtered = 0;
+    void add(offer_result r) noexcept {
+      ++polled;
+      if (r == offer_result::filtered) ++filtered;  // S-6.1: finished at once
+    }
+  };
+
+  /// Runs the fused per-record stages on r and places the result in lane l, closing batches
+  /// on size and bytes (S-2.1). `blocked`: l cannot take it now (full, and its batch in flight).
+  offer_result offer(lane& l, const source_record& r, sequence_number_t seq, time_point now,
+                     std::vector<lane*>& submitted) {
+    if (l.fill_n == batching_.batch_size || l.fill_closed) {
+      if (l.busy.load(std::memory_order_acquire)) return offer_result::blocked;
+      dispatch(l, submitted);
+    }
+    bool refused = false;
+    auto emit = [&](const record_type& out) -> bool {
+      const std::size_t bytes = sluice::payload_size_bytes(out);
+      if (l.fill_n > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
+        l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
+        if (l.busy.load(std::memory_order_acquire)) {
+          refused = true;
+          return false;
+        }
+        dispatch(l, submitted);
+      }
+      if (l.fill_n == 0) {
+        l.fill_front = seq;
+        l.fill_deadline = now + batching_.maximum_batching_window;
+      }
+      if (l.fill.size() > l.fill_n) l.fill[l.fill_n] = out;
+      else l.fill.push_back(out);
+      ++l.fill_n;
+      l.fill_bytes += bytes;
+      if (l.fill_n == batching_.batch_size && !l.busy.load(std::memory_order_acquire))
+        dispatch(l, submitted);
+      return true;
+    };
+    if (run_per_record<0>(mapping_.stages, r, emit)) return offer_result::taken;
+    return refused ? offer_result::blocked : offer_result::filtered;
+  }
+
+  /// A bypassed lane reads its own records again, from the first one it skipped up to the
+  /// shard's read position; it rejoins the shared read when it gets there.
+  bool catch_up(shard_state& s, lane& l, time_point now, std::vector<lane*>& submitted,
+                std::size_t chunk, read_counts& counts) {
+    sequence_number_t cursor = l.bypassed_from - 1;
+    l.bypassed_from = 0;
+    bool blocked = false;
+    bool moved = false;
+    while (!blocked && cursor < s.position) {
+      const std::size_t n = source().read(s.id, cursor, chunk, [&](const source_record& r) {
+        const sequence_number_t seq = sluice::sequence_number(r);
+        if (seq > s.position) return false;
+        if (&route(s, r) == &l) {
+          const offer_result taken = offer(l, r, seq, now, submitted);
+          if (taken == offer_result::blocked) {
+            blocked = true;
+            return false;
+          }
+          counts.add(taken);
+          moved = true;
+        }
+        cursor = seq;
+        return true;
+      });
+      if (n == 0) break;  // the rest is gone from the source (retention) or not ours
+    }
+    if (blocked) l.bypassed_from = cursor + 1;
+    return moved;
   }
 
   bool dispatch_ready(shard_state& s, time_point now, std::vector<lane*>& submitted, bool flush) {
