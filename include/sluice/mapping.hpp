@@ -130,6 +130,11 @@ inline constexpr bool is_report_type =
     std::is_same_v<T, batch_item_failures> || std::is_same_v<T, std::optional<batch_item_failures>>;
 }  // namespace detail
 
+/// A stage of a mapping: filter, transform, batching, parallelization_factor, retry,
+/// bisect_batch_on_function_error, report_batch_item_failures, on_failure or invoke.
+template <class T>
+concept stage = detail::is_stage<std::remove_cvref_t<T>>;
+
 /// A composed mapping: a source and its stages. Built only with `|`.
 template <class SourceStage, class Stages>
 struct mapping {

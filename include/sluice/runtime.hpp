@@ -235,12 +235,10 @@ class runtime {
 
   void run(lane& l) {
     const step_result r = engine_.run_job(l);
-    if (r.done) {
-      for (auto& p : pollers_) {
-        if (p->index == l.shard->id % pollers_.size()) nudge(*p);
-      }
-      return;
-    }
+    // The poller looks again when a lane frees up, and also when it starts retrying: a reader
+    // stopped on that lane may now bypass it (engine::poll).
+    nudge(*pollers_[l.shard->id % pollers_.size()]);
+    if (r.done) return;
     l.due = r.wait_until;
     std::lock_guard lock(timers_mutex_);
     timers_.push_back(&l);

@@ -75,8 +75,21 @@ template <class Rep, class Period>
 constexpr maximum_batching_window_param maximum_batching_window(std::chrono::duration<Rep, Period> d) {
   return {std::chrono::duration_cast<duration>(d)};
 }
+/// Compile-time batching window in milliseconds: out-of-range values do not compile.
+template <std::int64_t Milliseconds>
+constexpr maximum_batching_window_param maximum_batching_window_c() noexcept {
+  static_assert(Milliseconds >= 0 && Milliseconds <= 300'000,
+                "sluice::maximum_batching_window_c<ms>: ms must be in 0..300000");
+  return {std::chrono::milliseconds(Milliseconds)};
+}
 /// Cap on the sum of payload sizes in a batch, >= 1 (default 6 MiB).
 constexpr maximum_payload_bytes_param maximum_payload_bytes(std::int64_t n) noexcept { return {n}; }
+template <std::int64_t N>
+constexpr maximum_payload_bytes_param maximum_payload_bytes_c() noexcept {
+  static_assert(N >= 1 && N <= (std::int64_t{1} << 40),
+                "sluice::maximum_payload_bytes_c<N>: N must be in 1..2^40");
+  return {N};
+}
 
 struct batch_stage {
   batching_config config;
@@ -119,6 +132,11 @@ struct parallelization_stage {
 inline parallelization_stage parallelization_factor(std::int64_t p) {
   detail::require_in_range<std::int64_t>("parallelization_factor", p, 1, 1024, "1..1024");
   return {static_cast<std::uint32_t>(p)};
+}
+template <std::int64_t P>
+constexpr parallelization_stage parallelization_factor_c() noexcept {
+  static_assert(P >= 1 && P <= 1024, "sluice::parallelization_factor_c<P>: P must be in 1..1024");
+  return {static_cast<std::uint32_t>(P)};
 }
 
 // ---- failure policies (S-4, S-5) ---------------------------------------------------------------
@@ -168,6 +186,12 @@ constexpr maximum_record_age_param maximum_record_age(std::chrono::duration<Rep,
   return {std::chrono::duration_cast<duration>(d)};
 }
 inline constexpr maximum_record_age_param infinite_age{std::nullopt};
+/// Compile-time maximum record age in seconds: non-positive values do not compile.
+template <std::int64_t Seconds>
+constexpr maximum_record_age_param maximum_record_age_c() noexcept {
+  static_assert(Seconds > 0, "sluice::maximum_record_age_c<s>: s must be > 0");
+  return {std::chrono::seconds(Seconds)};
+}
 
 struct retry_config {
   std::int64_t maximum_retry_attempts = -1;

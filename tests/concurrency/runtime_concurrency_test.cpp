@@ -170,6 +170,39 @@ TEST(Concurrency, BypassedLaneCatchesUpInOrderAfterRecovery) {
   EXPECT_EQ(running.metrics().total.polled_event_count, static_cast<std::uint64_t>(records));
 }
 
+// A reader stopped by a full, merely slow lane must bypass it as soon as that lane starts
+// retrying, even when nothing else happens (no new puts, no other lane busy).
+TEST(Concurrency, ReaderStoppedBySlowLaneBypassesItOnceItStartsRetrying) {
+  constexpr std::uint32_t lanes = 2;
+  std::string a = "a", b;
+  for (int i = 0; b.empty(); ++i) {
+    std::string key = "b" + std::to_string(i);
+    if (sluice::lane_for(sluice::key_hash(key), lanes) != sluice::lane_for(sluice::key_hash(a), lanes)) b = key;
+  }
+  sluice::memory_stream<int> stream(1);
+  for (int i = 0; i < 21; ++i) stream.put(a, i);  // 10 in flight, 10 filling, the 21st stops the reader
+  for (int i = 0; i < 20; ++i) stream.put(b, i);
+  std::atomic<bool> go{false};
+  std::atomic<int> b_done{0};
+  auto running = sluice::start(
+      sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+          sluice::parallelization_factor(lanes) |
+          sluice::retry(sluice::maximum_retry_attempts(-1), sluice::backoff::fixed(5ms)) |
+          sluice::invoke([&](const sluice::batch<R>& batch) {
+            if (batch[0].key == a) {
+              while (!go.load()) std::this_thread::sleep_for(100us);
+              throw std::runtime_error("lane a fails from now on");
+            }
+            b_done += static_cast<int>(batch.size());
+          }),
+      sluice::workers(2));
+  ASSERT_TRUE(eventually([&] { return running.metrics().total.polled_event_count == 20; }));
+  go = true;
+  EXPECT_TRUE(eventually([&] { return b_done.load() == 20; }, 30s)) << b_done.load();
+  EXPECT_EQ(running.metrics().shards[0].checkpoint, 0u);
+  running.stop();
+}
+
 // Issue 3 stress: 2 M records, 16 shards, P = 4, 1,000 keys, random handler delays. Every record
 // is handed over exactly once, per-key order holds, every shard ends checkpointed at its last
 // sequence number.
