@@ -32,8 +32,12 @@ class batch {
   std::span<const R> records() const noexcept { return records_; }
 
   shard_id_t shard_id() const noexcept { return shard_; }
-  sequence_number_t first_sequence() const noexcept { return sluice::sequence_number(records_.front()); }
-  sequence_number_t last_sequence() const noexcept { return sluice::sequence_number(records_.back()); }
+  sequence_number_t first_sequence() const noexcept {
+    return sluice::sequence_number(records_.front());
+  }
+  sequence_number_t last_sequence() const noexcept {
+    return sluice::sequence_number(records_.back());
+  }
   time_point first_arrival() const noexcept { return sluice::arrival_time(records_.front()); }
   time_point last_arrival() const noexcept { return sluice::arrival_time(records_.back()); }
   /// Sum of the records' payload sizes (what maximum_payload_bytes limits).

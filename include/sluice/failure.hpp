@@ -51,10 +51,13 @@ struct on_failure_record {
 
 /// A destination is anything that accepts an on_failure_record: a callable, or an object with
 /// deliver(). Delivery that throws is retried with back-off and blocks the lane (S-5.8).
+// clang-format 14 mangles a concept whose first clause is a template-id.
+// clang-format off
 template <class D, class R>
 concept on_failure_destination =
     std::invocable<D&, const on_failure_record<R>&> ||
     requires(D& d, const on_failure_record<R>& rec) { d.deliver(rec); };
+// clang-format on
 
 namespace detail {
 template <class R, class D>

@@ -51,7 +51,7 @@ constexpr std::uint64_t fnv1a_u64(std::uint64_t v) noexcept {
 
 struct key_hash_fn {
   template <class K>
-    requires std::convertible_to<const K&, std::string_view>
+  requires std::convertible_to<const K&, std::string_view>
   constexpr std::uint64_t operator()(const K& key) const noexcept {
     return fmix64(fnv1a(std::string_view(key)));
   }

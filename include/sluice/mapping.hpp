@@ -35,39 +35,55 @@ inline constexpr bool is_instance_of = false;
 template <template <class...> class Template, class... Args>
 inline constexpr bool is_instance_of<Template<Args...>, Template> = true;
 
-template <class T> inline constexpr bool is_filter = is_instance_of<T, filter_stage>;
-template <class T> inline constexpr bool is_transform = is_instance_of<T, transform_stage>;
-template <class T> inline constexpr bool is_sink = is_instance_of<T, sink_stage>;
-template <class T> inline constexpr bool is_on_failure = is_instance_of<T, on_failure_stage>;
-template <class T> inline constexpr bool is_batch = std::is_same_v<T, batch_stage>;
-template <class T> inline constexpr bool is_retry = std::is_same_v<T, retry_stage>;
-template <class T> inline constexpr bool is_bisect = std::is_same_v<T, bisect_stage>;
-template <class T> inline constexpr bool is_report = std::is_same_v<T, report_stage>;
-template <class T> inline constexpr bool is_parallelization = std::is_same_v<T, parallelization_stage>;
-template <class T> inline constexpr bool is_per_record = is_filter<T> || is_transform<T>;
+template <class T>
+inline constexpr bool is_filter = is_instance_of<T, filter_stage>;
+template <class T>
+inline constexpr bool is_transform = is_instance_of<T, transform_stage>;
+template <class T>
+inline constexpr bool is_sink = is_instance_of<T, sink_stage>;
+template <class T>
+inline constexpr bool is_on_failure = is_instance_of<T, on_failure_stage>;
+template <class T>
+inline constexpr bool is_batch = std::is_same_v<T, batch_stage>;
+template <class T>
+inline constexpr bool is_retry = std::is_same_v<T, retry_stage>;
+template <class T>
+inline constexpr bool is_bisect = std::is_same_v<T, bisect_stage>;
+template <class T>
+inline constexpr bool is_report = std::is_same_v<T, report_stage>;
+template <class T>
+inline constexpr bool is_parallelization = std::is_same_v<T, parallelization_stage>;
+template <class T>
+inline constexpr bool is_per_record = is_filter<T> || is_transform<T>;
 template <class T>
 inline constexpr bool is_policy = is_retry<T> || is_bisect<T> || is_report<T> || is_on_failure<T>;
 template <class T>
-inline constexpr bool is_stage = is_per_record<T> || is_batch<T> || is_policy<T> ||
-                                 is_parallelization<T> || is_sink<T>;
+inline constexpr bool is_stage =
+    is_per_record<T> || is_batch<T> || is_policy<T> || is_parallelization<T> || is_sink<T>;
 
 template <class T>
 decltype(auto) unwrap(T& t) noexcept {
-  if constexpr (is_instance_of<std::remove_cv_t<T>, std::reference_wrapper>) return t.get();
-  else return (t);
+  if constexpr (is_instance_of<std::remove_cv_t<T>, std::reference_wrapper>)
+    return t.get();
+  else
+    return (t);
 }
 template <class T>
 using unwrapped_t = std::remove_cvref_t<decltype(unwrap(std::declval<T&>()))>;
 
 /// Calls a per-record function with the record if it accepts it, else with the payload.
 template <class F, class R>
-inline constexpr bool callable_on_record =
-    std::invocable<F&, const R&> || requires(F& f, const R& r) { f(r.payload); };
+inline constexpr bool callable_on_record = std::invocable<F&, const R&> ||
+                                           requires(F& f, const R& r) {
+  f(r.payload);
+};
 
 template <class F, class R>
 decltype(auto) call_on_record(F& f, const R& r) {
-  if constexpr (std::invocable<F&, const R&>) return f(r);
-  else return f(r.payload);
+  if constexpr (std::invocable<F&, const R&>)
+    return f(r);
+  else
+    return f(r.payload);
 }
 
 template <class F, class R>
@@ -146,15 +162,16 @@ struct mapping {
   using record_type = detail::record_after_t<source_record, Stages>;
 
   template <class Pred>
-  static constexpr bool has = decltype(hana::count_if(std::declval<Stages>(), [](auto s) {
-                                return hana::bool_c<Pred::template test<std::remove_cvref_t<decltype(s)>>>;
-                              }))::value != 0;
+  static constexpr bool has =
+      decltype(hana::count_if(std::declval<Stages>(), [](auto s) {
+        return hana::bool_c<Pred::template test<std::remove_cvref_t<decltype(s)>>>;
+      }))::value != 0;
 };
 
 namespace detail {
-#define SLUICE_STAGE_TEST(name, trait) \
-  struct name {                        \
-    template <class T>                 \
+#define SLUICE_STAGE_TEST(name, trait)     \
+  struct name {                            \
+    template <class T>                     \
     static constexpr bool test = trait<T>; \
   };
 SLUICE_STAGE_TEST(batch_test, is_batch)
@@ -230,9 +247,10 @@ constexpr void check_append() {
     static_assert(!M::template has<retry_test>, "sluice::retry appears twice in the mapping");
   }
   if constexpr (is_bisect<Stage>) {
-    static_assert(M::template has<batch_test>,
-                  "sluice::bisect_batch_on_function_error needs a batching stage (sluice::batching) "
-                  "before it");
+    static_assert(
+        M::template has<batch_test>,
+        "sluice::bisect_batch_on_function_error needs a batching stage (sluice::batching) "
+        "before it");
     static_assert(!M::template has<bisect_test>,
                   "sluice::bisect_batch_on_function_error appears twice in the mapping");
   }
@@ -287,17 +305,17 @@ auto from(S&& s, starting_position position = starting_position::trim_horizon) {
 }
 
 template <class Source, class Stage>
-  requires detail::is_stage<std::remove_cvref_t<Stage>>
+requires detail::is_stage<std::remove_cvref_t<Stage>>
 auto operator|(source_stage<Source>&& src, Stage&& stage) {
   using plain = std::remove_cvref_t<Stage>;
   using m = mapping<source_stage<Source>, hana::tuple<>>;
   detail::check_append<m, plain>();
-  return mapping<source_stage<Source>, hana::tuple<plain>>{std::move(src),
-                                                           hana::make_tuple(std::forward<Stage>(stage))};
+  return mapping<source_stage<Source>, hana::tuple<plain>>{
+      std::move(src), hana::make_tuple(std::forward<Stage>(stage))};
 }
 
 template <class S, class Stages, class Stage>
-  requires detail::is_stage<std::remove_cvref_t<Stage>>
+requires detail::is_stage<std::remove_cvref_t<Stage>>
 auto operator|(mapping<S, Stages>&& m, Stage&& stage) {
   using plain = std::remove_cvref_t<Stage>;
   detail::check_append<mapping<S, Stages>, plain>();
@@ -350,16 +368,22 @@ struct mapping_traits {
     return m.stages[hana::size_c<i>];
   }
   static batching_config batching(M& m) {
-    if constexpr (M::template has<batch_test>) return find<batch_test>(m).config;
-    else return {};
+    if constexpr (M::template has<batch_test>)
+      return find<batch_test>(m).config;
+    else
+      return {};
   }
   static std::uint32_t lanes(M& m) {
-    if constexpr (M::template has<parallelization_test>) return find<parallelization_test>(m).lanes;
-    else return 1;
+    if constexpr (M::template has<parallelization_test>)
+      return find<parallelization_test>(m).lanes;
+    else
+      return 1;
   }
   static retry_config retry(M& m) {
-    if constexpr (has_retry) return find<retry_test>(m).config;
-    else return {};
+    if constexpr (has_retry)
+      return find<retry_test>(m).config;
+    else
+      return {};
   }
   static auto& handler(M& m) { return find<sink_test>(m).handler; }
   static auto& destination(M& m) { return unwrap(find<on_failure_test>(m).destination); }

@@ -43,18 +43,20 @@ class memory_stream {
  public:
   using record_type = record<Payload, Key>;
 
-  explicit memory_stream(std::uint32_t shards)
-    requires std::same_as<Clock, system_clock>
-      : memory_stream(stream_options{.shards = shards, .retention_age = std::nullopt}, system_clock::instance()) {}
+  explicit memory_stream(std::uint32_t shards) requires std::same_as<Clock, system_clock>
+      : memory_stream(stream_options{.shards = shards, .retention_age = std::nullopt},
+                      system_clock::instance()) {}
   memory_stream(std::uint32_t shards, Clock& clock)
       : memory_stream(stream_options{.shards = shards, .retention_age = std::nullopt}, clock) {}
-  memory_stream(stream_options options, Clock& clock) : options_(std::move(options)), clock_(&clock) {
+  memory_stream(stream_options options, Clock& clock)
+      : options_(std::move(options)), clock_(&clock) {
     detail::require_in_range<std::uint32_t>("shards", options_.shards, 1, 1u << 20, "1..1048576");
     if (options_.retention_count == 0) detail::reject("retention_count", 0, ">= 1");
     if (options_.retention_age && *options_.retention_age <= duration::zero())
       detail::reject("retention_age (ns)", options_.retention_age->count(), "> 0");
     shards_.reserve(options_.shards);
-    for (std::uint32_t i = 0; i < options_.shards; ++i) shards_.push_back(std::make_unique<shard>());
+    for (std::uint32_t i = 0; i < options_.shards; ++i)
+      shards_.push_back(std::make_unique<shard>());
   }
 
   memory_stream(const memory_stream&) = delete;
@@ -100,8 +102,9 @@ class memory_stream {
       case starting_position::kind::latest:
         return s.next - 1;
       case starting_position::kind::at_timestamp: {
-        auto it = std::partition_point(s.records.begin(), s.records.end(),
-                                       [&](const record_type& r) { return r.arrival < pos.timestamp; });
+        auto it =
+            std::partition_point(s.records.begin(), s.records.end(),
+                                 [&](const record_type& r) { return r.arrival < pos.timestamp; });
         return it == s.records.end() ? s.next - 1 : it->sequence - 1;
       }
       case starting_position::kind::trim_horizon:

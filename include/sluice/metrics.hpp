@@ -15,21 +15,21 @@ SLUICE_BEGIN_NAMESPACE
 
 /// One set of counters (a shard's, or the sum over the mapping).
 struct metrics_counters {
-  std::uint64_t polled_event_count = 0;          // PolledEventCount: records read from the source
-  std::uint64_t filtered_out_event_count = 0;    // FilteredOutEventCount
-  std::uint64_t invoked_event_count = 0;         // InvokedEventCount: handed over, retries too
-  std::uint64_t failed_invoke_event_count = 0;   // FailedInvokeEventCount: in failed attempts
-  std::uint64_t dropped_event_count = 0;         // DroppedEventCount: discarded, no destination
+  std::uint64_t polled_event_count = 0;         // PolledEventCount: records read from the source
+  std::uint64_t filtered_out_event_count = 0;   // FilteredOutEventCount
+  std::uint64_t invoked_event_count = 0;        // InvokedEventCount: handed over, retries too
+  std::uint64_t failed_invoke_event_count = 0;  // FailedInvokeEventCount: in failed attempts
+  std::uint64_t dropped_event_count = 0;        // DroppedEventCount: discarded, no destination
   std::uint64_t on_failure_destination_delivered_event_count = 0;
-  std::uint64_t invocations = 0;                 // handler calls
-  std::uint64_t function_errors = 0;             // attempts that threw (or reported invalidly)
-  std::uint64_t throttles = 0;                   // attempts that threw sluice::throttled
-  std::uint64_t retries = 0;                     // attempts after a failed attempt of a batch
-  std::uint64_t bisect_splits = 0;               // batches split in two
-  std::uint64_t destination_failures = 0;        // deliveries to the destination that threw
-  std::uint64_t succeeded_event_count = 0;       // records finished by a successful attempt
-  std::int64_t iterator_age_ms = 0;              // IteratorAge of the last batch handed over
-  std::int64_t iterator_age_max_ms = 0;          // the largest IteratorAge seen
+  std::uint64_t invocations = 0;            // handler calls
+  std::uint64_t function_errors = 0;        // attempts that threw (or reported invalidly)
+  std::uint64_t throttles = 0;              // attempts that threw sluice::throttled
+  std::uint64_t retries = 0;                // attempts after a failed attempt of a batch
+  std::uint64_t bisect_splits = 0;          // batches split in two
+  std::uint64_t destination_failures = 0;   // deliveries to the destination that threw
+  std::uint64_t succeeded_event_count = 0;  // records finished by a successful attempt
+  std::int64_t iterator_age_ms = 0;         // IteratorAge of the last batch handed over
+  std::int64_t iterator_age_max_ms = 0;     // the largest IteratorAge seen
 
   metrics_counters& operator+=(const metrics_counters& o) noexcept {
     polled_event_count += o.polled_event_count;

@@ -83,7 +83,9 @@ struct option_type<Option, Default, First, Rest...> {
 /// All options, resolved to concrete types: Store and Clock default when not given.
 template <class... Opts>
 struct resolved_options {
-  using store_option = typename option_type<checkpoints_option, checkpoints_option<memory_checkpoint_store>, Opts...>::type;
+  using store_option =
+      typename option_type<checkpoints_option, checkpoints_option<memory_checkpoint_store>,
+                           Opts...>::type;
   using clock_opt = typename option_type<clock_option, clock_option<system_clock>, Opts...>::type;
   using store_type = std::remove_pointer_t<decltype(store_option::store)>;
   using clock_type = std::remove_pointer_t<decltype(clock_opt::clock)>;

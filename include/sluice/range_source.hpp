@@ -28,10 +28,14 @@ class range_source {
   using record_type = std::conditional_t<wraps, record<element, std::uint64_t>, element>;
 
   explicit range_source(Range range)
-      : range_(std::move(range)), it_(std::ranges::begin(range_)), created_(std::chrono::system_clock::now()) {}
+      : range_(std::move(range)),
+        it_(std::ranges::begin(range_)),
+        created_(std::chrono::system_clock::now()) {}
 
   range_source(range_source&& other) noexcept
-      : range_(std::move(other.range_)), it_(std::ranges::begin(range_)), created_(other.created_) {}
+      : range_(std::move(other.range_)),
+        it_(std::ranges::begin(range_)),
+        created_(other.created_) {}
   range_source(const range_source&) = delete;
 
   std::uint32_t shard_count() const noexcept { return 1; }
@@ -72,12 +76,16 @@ class range_source {
     sequence_number_t after = 0;  // at_timestamp: everything before the first record at or after t
     for (auto&& e : range_) {
       const time_point arrival = [&] {
-        if constexpr (wraps) return created_;
-        else return sluice::arrival_time(e);
+        if constexpr (wraps)
+          return created_;
+        else
+          return sluice::arrival_time(e);
       }();
       if (arrival >= pos.timestamp) break;
-      if constexpr (wraps) ++after;
-      else after = sluice::sequence_number(e);
+      if constexpr (wraps)
+        ++after;
+      else
+        after = sluice::sequence_number(e);
     }
     return after;
   }
@@ -86,8 +94,10 @@ class range_source {
     if (!last_) {
       sequence_number_t last = 0;
       for (auto&& e : const_cast<Range&>(range_)) {
-        if constexpr (wraps) ++last;
-        else last = sluice::sequence_number(e);
+        if constexpr (wraps)
+          ++last;
+        else
+          last = sluice::sequence_number(e);
       }
       last_ = last;
     }

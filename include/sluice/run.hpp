@@ -49,8 +49,10 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
         while (!stopped) {
           const detail::step_result r = e.run_job(*l);
           if (r.done) break;
-          if (stop_requested()) stopped = true;
-          else e.clock().sleep_until(r.wait_until, self);
+          if (stop_requested())
+            stopped = true;
+          else
+            e.clock().sleep_until(r.wait_until, self);
         }
         // Always safe: the checkpoint only covers finished records (an abandoned batch is not).
         e.update_checkpoint(s);

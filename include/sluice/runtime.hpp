@@ -95,8 +95,10 @@ class runtime {
   void stop() {
     if (stopped_) return;
     request_stop();
-    for (auto& w : workers_) if (w->thread.joinable()) w->thread.join();
-    for (auto& p : pollers_) if (p->thread.joinable()) p->thread.join();
+    for (auto& w : workers_)
+      if (w->thread.joinable()) w->thread.join();
+    for (auto& p : pollers_)
+      if (p->thread.joinable()) p->thread.join();
     for (auto& p : pollers_) engine_.source().unsubscribe(p.get());
     if (!failure()) {
       try {
@@ -122,9 +124,8 @@ class runtime {
     };
     std::unique_lock lock(caught_up_mutex_);
     waiters_.fetch_add(1);
-    const bool ok = caught_up_cv_.wait_for(lock, timeout, [&] {
-      return caught_up() || stopping_.load() || failure() != nullptr;
-    });
+    const bool ok = caught_up_cv_.wait_for(
+        lock, timeout, [&] { return caught_up() || stopping_.load() || failure() != nullptr; });
     waiters_.fetch_sub(1);
     if (auto e = failure()) std::rethrow_exception(e);
     return ok && caught_up();
@@ -321,11 +322,13 @@ template <class Source, class Stages, class... Opts>
 auto start(mapping<Source, Stages>&& m, Opts... opts) {
   using options = detail::resolved_options<Opts...>;
   using mapping_t = mapping<Source, Stages>;
-  using engine_t = detail::engine<mapping_t, typename options::clock_type, typename options::store_type>;
+  using engine_t =
+      detail::engine<mapping_t, typename options::clock_type, typename options::store_type>;
   using runtime_t = detail::runtime<engine_t>;
   struct owning_runtime : runtime_t {  // a default in-memory store lives as long as the mapping
     owning_runtime(std::unique_ptr<memory_checkpoint_store> store, options& o, mapping_t&& m)
-        : runtime_t(o.pollers, o.workers, std::move(m), *o.clock, store ? *store : *o.store, o.name),
+        : runtime_t(o.pollers, o.workers, std::move(m), *o.clock, store ? *store : *o.store,
+                    o.name),
           owned(std::move(store)) {}
     ~owning_runtime() { this->stop(); }  // threads end before the store they use
     std::unique_ptr<memory_checkpoint_store> owned;
@@ -335,7 +338,8 @@ auto start(mapping<Source, Stages>&& m, Opts... opts) {
   if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
     if (o.store == nullptr) owned = std::make_unique<memory_checkpoint_store>();
   }
-  return running_mapping<owning_runtime>(std::make_unique<owning_runtime>(std::move(owned), o, std::move(m)));
+  return running_mapping<owning_runtime>(
+      std::make_unique<owning_runtime>(std::move(owned), o, std::move(m)));
 }
 
 SLUICE_END_NAMESPACE

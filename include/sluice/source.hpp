@@ -56,8 +56,8 @@ struct accept_any_record {
 /// subscribe/unsubscribe a data_listener; name() identifies the stream in on-failure records.
 template <class S>
 concept source = requires(S& s, const S& cs, shard_id_t shard, sequence_number_t after,
-                          std::size_t max, detail::accept_any_record visit,
-                          starting_position pos, data_listener* listener) {
+                          std::size_t max, detail::accept_any_record visit, starting_position pos,
+                          data_listener* listener) {
   typename S::record_type;
   requires stream_record<typename S::record_type>;
   { cs.shard_count() } -> std::convertible_to<std::uint32_t>;

@@ -72,7 +72,8 @@ constexpr batch_size_param batch_size_c() noexcept {
 }
 /// How long the first buffered record may wait for more, 0..300 s (default 0).
 template <class Rep, class Period>
-constexpr maximum_batching_window_param maximum_batching_window(std::chrono::duration<Rep, Period> d) {
+constexpr maximum_batching_window_param maximum_batching_window(
+    std::chrono::duration<Rep, Period> d) {
   return {std::chrono::duration_cast<duration>(d)};
 }
 /// Compile-time batching window in milliseconds: out-of-range values do not compile.
@@ -159,7 +160,9 @@ struct backoff {
     double d = static_cast<double>(base.count());
     for (std::uint32_t i = 1; i < n && d < static_cast<double>(cap.count()); ++i) d *= factor;
     auto ticks = static_cast<duration::rep>(std::min(d, static_cast<double>(cap.count())));
-    if (jitter && ticks > 1) ticks = ticks / 2 + static_cast<duration::rep>(random % static_cast<std::uint64_t>(ticks / 2 + 1));
+    if (jitter && ticks > 1)
+      ticks = ticks / 2 +
+              static_cast<duration::rep>(random % static_cast<std::uint64_t>(ticks / 2 + 1));
     return duration(ticks);
   }
 };
@@ -172,7 +175,9 @@ struct maximum_record_age_param {
 };
 
 /// Retries after the first attempt: -1 (infinite, default) or 0..10,000.
-constexpr maximum_retry_attempts_param maximum_retry_attempts(std::int64_t r) noexcept { return {r}; }
+constexpr maximum_retry_attempts_param maximum_retry_attempts(std::int64_t r) noexcept {
+  return {r};
+}
 template <std::int64_t R>
 constexpr maximum_retry_attempts_param maximum_retry_attempts_c() noexcept {
   static_assert(R >= -1 && R <= 10'000,
@@ -250,8 +255,8 @@ on_failure_stage<std::reference_wrapper<Destination>> on_failure(Destination& de
   return {std::ref(destination)};
 }
 template <class Destination>
-  requires(!std::is_lvalue_reference_v<Destination>)
-on_failure_stage<Destination> on_failure(Destination&& destination) {
+requires(!std::is_lvalue_reference_v<Destination>)
+    on_failure_stage<Destination> on_failure(Destination&& destination) {
   return {std::move(destination)};
 }
 

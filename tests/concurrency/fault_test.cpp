@@ -55,7 +55,8 @@ TEST(Fault, NoCheckpointPassesARecordThatIsNeitherProcessedNorDeadLettered) {
   auto running = sluice::start(
       sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
           sluice::parallelization_factor(4) |
-          sluice::retry(sluice::maximum_retry_attempts(2), sluice::backoff::exponential(100us, 2.0, 2ms)) |
+          sluice::retry(sluice::maximum_retry_attempts(2),
+                        sluice::backoff::exponential(100us, 2.0, 2ms)) |
           sluice::bisect_batch_on_function_error | sluice::report_batch_item_failures |
           sluice::on_failure(destination) | sluice::invoke([&](const sluice::batch<R>& b) {
             for (const auto& r : b)  // about 1 in 10,000 records always fails: some batches exhaust
@@ -69,7 +70,8 @@ TEST(Fault, NoCheckpointPassesARecordThatIsNeitherProcessedNorDeadLettered) {
               for (std::size_t i = from; i < b.size(); ++i) failures.add(b[i].sequence);
             }
             // Records before the lowest reported failure are finished by this attempt (S-4.3).
-            const std::size_t ok = failures.empty() ? b.size() : b.size() - failures.item_identifiers.size();
+            const std::size_t ok =
+                failures.empty() ? b.size() : b.size() - failures.item_identifiers.size();
             for (std::size_t i = 0; i < ok; ++i) mark(b[i], 1);
             return failures;
           }),

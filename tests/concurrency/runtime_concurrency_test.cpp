@@ -36,7 +36,8 @@ class order_log {
     for (const auto& [key, seqs] : seen_)
       for (std::size_t i = 1; i < seqs.size(); ++i)
         if (seqs[i] <= seqs[i - 1])
-          return ::testing::AssertionFailure() << "key " << key << ": " << seqs[i] << " after " << seqs[i - 1];
+          return ::testing::AssertionFailure()
+                 << "key " << key << ": " << seqs[i] << " after " << seqs[i - 1];
     return ::testing::AssertionSuccess();
   }
   std::size_t total() const {
@@ -74,32 +75,33 @@ TEST(Concurrency, C12_ParallelizationFactorKeepsPerKeyOrder) {
   concurrency_meter meter;
   std::mutex rng_mutex;
   std::mt19937 rng(12);
-  auto running = sluice::start(
-      sluice::from(stream) | sluice::parallelization_factor(4) |
-          sluice::invoke([&](const sluice::batch<R>& b) {
-            meter.enter();
-            log.record(b);
-            int pause;
-            {
-              std::lock_guard lock(rng_mutex);
-              pause = std::uniform_int_distribution<int>(0, 200)(rng);
-            }
-            std::this_thread::sleep_for(std::chrono::microseconds(pause));
-            meter.leave();
-          }),
-      sluice::workers(4));
+  auto running = sluice::start(sluice::from(stream) | sluice::parallelization_factor(4) |
+                                   sluice::invoke([&](const sluice::batch<R>& b) {
+                                     meter.enter();
+                                     log.record(b);
+                                     int pause;
+                                     {
+                                       std::lock_guard lock(rng_mutex);
+                                       pause = std::uniform_int_distribution<int>(0, 200)(rng);
+                                     }
+                                     std::this_thread::sleep_for(std::chrono::microseconds(pause));
+                                     meter.leave();
+                                   }),
+                               sluice::workers(4));
   ASSERT_TRUE(running.wait_until_caught_up(300s));
   EXPECT_EQ(log.total(), static_cast<std::size_t>(records));
   EXPECT_TRUE(log.strictly_increasing_per_key());
   EXPECT_GT(meter.max.load(), 1);
   EXPECT_LE(meter.max.load(), 4);
-  EXPECT_EQ(running.metrics().shards[0].checkpoint, static_cast<sluice::sequence_number_t>(records));
+  EXPECT_EQ(running.metrics().shards[0].checkpoint,
+            static_cast<sluice::sequence_number_t>(records));
 }
 
 // C-13 failure isolation across lanes (S-3.3)
 TEST(Concurrency, C13_PoisonedLaneDoesNotBlockOtherLanes) {
   constexpr std::uint32_t lanes = 4;
-  const std::uint32_t poison_lane = sluice::lane_for(sluice::key_hash(std::string("poison")), lanes);
+  const std::uint32_t poison_lane =
+      sluice::lane_for(sluice::key_hash(std::string("poison")), lanes);
   std::vector<std::string> others;  // keys of the other lanes
   for (int i = 0; others.size() < 12; ++i) {
     std::string key = "k" + std::to_string(i);
@@ -119,19 +121,19 @@ TEST(Concurrency, C13_PoisonedLaneDoesNotBlockOtherLanes) {
   }
   std::atomic<std::size_t> processed{0};
   std::atomic<bool> later_poison_handed_over{false};
-  auto running = sluice::start(
-      sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
-          sluice::parallelization_factor(lanes) |
-          sluice::retry(sluice::maximum_retry_attempts(-1),
-                        sluice::backoff::exponential(1ms, 2.0, 20ms)) |
-          sluice::invoke([&](const sluice::batch<R>& b) {
-            for (const auto& r : b) {
-              if (r.key == "poison" && r.sequence > 10) later_poison_handed_over = true;
-              if (r.key == "poison") throw std::runtime_error("poison");
-            }
-            processed += b.size();
-          }),
-      sluice::workers(2));
+  auto running = sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                                   sluice::parallelization_factor(lanes) |
+                                   sluice::retry(sluice::maximum_retry_attempts(-1),
+                                                 sluice::backoff::exponential(1ms, 2.0, 20ms)) |
+                                   sluice::invoke([&](const sluice::batch<R>& b) {
+                                     for (const auto& r : b) {
+                                       if (r.key == "poison" && r.sequence > 10)
+                                         later_poison_handed_over = true;
+                                       if (r.key == "poison") throw std::runtime_error("poison");
+                                     }
+                                     processed += b.size();
+                                   }),
+                               sluice::workers(2));
   ASSERT_TRUE(eventually([&] { return processed.load() == other_records; }))
       << processed.load() << " of " << other_records;
   ASSERT_TRUE(eventually([&] { return running.metrics().shards[0].checkpoint == 9; }));
@@ -147,26 +149,28 @@ TEST(Concurrency, C13_PoisonedLaneDoesNotBlockOtherLanes) {
 TEST(Concurrency, BypassedLaneCatchesUpInOrderAfterRecovery) {
   sluice::memory_stream<int> stream(1);
   constexpr int records = 3000;
-  for (int i = 1; i <= records; ++i) stream.put(i % 10 == 0 ? "poison" : "k" + std::to_string(i % 31), i);
+  for (int i = 1; i <= records; ++i)
+    stream.put(i % 10 == 0 ? "poison" : "k" + std::to_string(i % 31), i);
   order_log succeeded;
   std::atomic<int> poison_failures{0};
-  auto running = sluice::start(
-      sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
-          sluice::parallelization_factor(4) |
-          sluice::retry(sluice::maximum_retry_attempts(-1), sluice::backoff::exponential(1ms, 2.0, 5ms)) |
-          sluice::invoke([&](const sluice::batch<R>& b) {
-            for (const auto& r : b)
-              if (r.key == "poison" && poison_failures.load() < 20) {
-                ++poison_failures;
-                throw std::runtime_error("not yet");
-              }
-            succeeded.record(b);
-          }),
-      sluice::workers(2));
+  auto running = sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                                   sluice::parallelization_factor(4) |
+                                   sluice::retry(sluice::maximum_retry_attempts(-1),
+                                                 sluice::backoff::exponential(1ms, 2.0, 5ms)) |
+                                   sluice::invoke([&](const sluice::batch<R>& b) {
+                                     for (const auto& r : b)
+                                       if (r.key == "poison" && poison_failures.load() < 20) {
+                                         ++poison_failures;
+                                         throw std::runtime_error("not yet");
+                                       }
+                                     succeeded.record(b);
+                                   }),
+                               sluice::workers(2));
   ASSERT_TRUE(running.wait_until_caught_up(300s));
   EXPECT_EQ(succeeded.total(), static_cast<std::size_t>(records));
   EXPECT_TRUE(succeeded.strictly_increasing_per_key());
-  EXPECT_EQ(running.metrics().shards[0].checkpoint, static_cast<sluice::sequence_number_t>(records));
+  EXPECT_EQ(running.metrics().shards[0].checkpoint,
+            static_cast<sluice::sequence_number_t>(records));
   EXPECT_EQ(running.metrics().total.polled_event_count, static_cast<std::uint64_t>(records));
 }
 
@@ -177,10 +181,13 @@ TEST(Concurrency, ReaderStoppedBySlowLaneBypassesItOnceItStartsRetrying) {
   std::string a = "a", b;
   for (int i = 0; b.empty(); ++i) {
     std::string key = "b" + std::to_string(i);
-    if (sluice::lane_for(sluice::key_hash(key), lanes) != sluice::lane_for(sluice::key_hash(a), lanes)) b = key;
+    if (sluice::lane_for(sluice::key_hash(key), lanes) !=
+        sluice::lane_for(sluice::key_hash(a), lanes))
+      b = key;
   }
   sluice::memory_stream<int> stream(1);
-  for (int i = 0; i < 21; ++i) stream.put(a, i);  // 10 in flight, 10 filling, the 21st stops the reader
+  for (int i = 0; i < 21; ++i)
+    stream.put(a, i);  // 10 in flight, 10 filling, the 21st stops the reader
   for (int i = 0; i < 20; ++i) stream.put(b, i);
   std::atomic<bool> go{false};
   std::atomic<int> b_done{0};
@@ -238,7 +245,8 @@ TEST(Concurrency, StressEveryRecordOnceInKeyOrderAndFullyCheckpointed) {
               ++s.count;
             }
             handed += b.size();
-            if (b.first_sequence() % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(b.size() % 50));
+            if (b.first_sequence() % 7 == 0)
+              std::this_thread::sleep_for(std::chrono::microseconds(b.size() % 50));
           }),
       sluice::checkpoints(store), sluice::workers(2));
 
@@ -269,12 +277,12 @@ TEST(Concurrency, StressEveryRecordOnceInKeyOrderAndFullyCheckpointed) {
 TEST(Concurrency, SlowHandlerSlowsReaderAndBufferStaysBounded) {
   sluice::memory_stream<int> stream(2);
   std::atomic<bool> release{false};
-  auto running = sluice::start(
-      sluice::from(stream) | sluice::batching(sluice::batch_size(50)) |
-          sluice::parallelization_factor(2) | sluice::invoke([&](const sluice::batch<R>&) {
-            if (!release.load()) std::this_thread::sleep_for(1ms);
-          }),
-      sluice::workers(2));
+  auto running = sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(50)) |
+                                   sluice::parallelization_factor(2) |
+                                   sluice::invoke([&](const sluice::batch<R>&) {
+                                     if (!release.load()) std::this_thread::sleep_for(1ms);
+                                   }),
+                               sluice::workers(2));
   const std::size_t bound = running.buffer_bound();
   EXPECT_EQ(bound, 2u * 2u * 2u * 50u);
   std::uint64_t max_buffered = 0;
@@ -284,7 +292,8 @@ TEST(Concurrency, SlowHandlerSlowsReaderAndBufferStaysBounded) {
     if (i % 500 == 0) {
       const auto m = running.metrics();
       max_buffered = std::max(max_buffered, m.buffered_records);
-      max_behind = std::max<std::uint64_t>(max_behind, static_cast<std::uint64_t>(i + 1) - m.total.polled_event_count);
+      max_behind = std::max<std::uint64_t>(
+          max_behind, static_cast<std::uint64_t>(i + 1) - m.total.polled_event_count);
       ASSERT_LE(m.buffered_records, bound);
     }
   }
@@ -300,8 +309,10 @@ TEST(Concurrency, IdleMappingParksAllThreads) {
   sluice::manual_clock clock;
   sluice::memory_stream<int, std::string, sluice::manual_clock> stream(4, clock);
   std::atomic<int> calls{0};
-  auto running = sluice::start(sluice::from(stream) | sluice::invoke([&](const sluice::batch<sluice::record<int>>&) { ++calls; }),
-                               sluice::with_clock(clock), sluice::pollers(2), sluice::workers(3));
+  auto running =
+      sluice::start(sluice::from(stream) |
+                        sluice::invoke([&](const sluice::batch<sluice::record<int>>&) { ++calls; }),
+                    sluice::with_clock(clock), sluice::pollers(2), sluice::workers(3));
   EXPECT_TRUE(clock.wait_for_sleepers(5));  // 2 pollers + 3 workers, all parked
   stream.put("a", 1);
   ASSERT_TRUE(running.wait_until_caught_up(60s));

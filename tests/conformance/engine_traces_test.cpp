@@ -48,12 +48,12 @@ TEST_F(Engine, C01_BatchSizeSplitsInput) {
 TEST_F(Engine, C02_BatchingWindowHoldsBatchUntilItElapses) {
   const auto t0 = clock.now();
   put(30);
-  auto running = sluice::start(sluice::from(stream) |
-                                   sluice::batching(sluice::batch_size(100),
-                                                    sluice::maximum_batching_window(5s)) |
-                                   sluice::invoke(record_call()),
-                               sluice::with_clock(clock), sluice::checkpoints(store),
-                               sluice::workers(1), sluice::pollers(1));
+  auto running = sluice::start(
+      sluice::from(stream) |
+          sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(5s)) |
+          sluice::invoke(record_call()),
+      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1),
+      sluice::pollers(1));
   ASSERT_TRUE(eventually([&] { return running.metrics().total.polled_event_count == 30; }));
   // Both threads (poller waiting for the window, idle worker) have looked at the clock.
   ASSERT_TRUE(clock.wait_for_sleepers(2));
@@ -111,16 +111,16 @@ TEST_F(Engine, C15_ResumeFromCheckpointAfterStop) {
   {
     int call = 0;
     std::atomic<bool> stop_now{false};
-    auto running = sluice::start(
-        sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
-            sluice::invoke([&](const sluice::batch<R>& b) {
-              if (++call == 3) {  // the third batch does not succeed: stop here
-                stop_now = true;
-                throw std::runtime_error("stopping");
-              }
-              calls.record(b, clock.now());
-            }),
-        sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1));
+    auto running =
+        sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+                          sluice::invoke([&](const sluice::batch<R>& b) {
+                            if (++call == 3) {  // the third batch does not succeed: stop here
+                              stop_now = true;
+                              throw std::runtime_error("stopping");
+                            }
+                            calls.record(b, clock.now());
+                          }),
+                      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1));
     ASSERT_TRUE(eventually([&] { return stop_now.load(); }));
     running.stop();
   }
@@ -149,12 +149,14 @@ TEST_F(Engine, C15_RunResumesFromCheckpoint) {
                     }
                     calls.record(b, clock.now());
                   }),
-              sluice::with_clock(clock), sluice::checkpoints(store), sluice::stop_when(stop.get_token()));
+              sluice::with_clock(clock), sluice::checkpoints(store),
+              sluice::stop_when(stop.get_token()));
   EXPECT_EQ(store.load("sluice", 0), 200u);
   trace resumed;
-  sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
-                  sluice::invoke([&](const sluice::batch<R>& b) { resumed.record(b, clock.now()); }),
-              sluice::with_clock(clock), sluice::checkpoints(store));
+  sluice::run(
+      sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+          sluice::invoke([&](const sluice::batch<R>& b) { resumed.record(b, clock.now()); }),
+      sluice::with_clock(clock), sluice::checkpoints(store));
   EXPECT_EQ(resumed.str(), "[201-250]");
 }
 

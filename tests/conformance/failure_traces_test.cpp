@@ -38,9 +38,10 @@ class FailureTraces : public ::testing::TestWithParam<mode> {
     if (GetParam() == mode::run) {
       return sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
     }
-    auto running = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store),
-                                 sluice::workers(1));
-    EXPECT_TRUE(running.wait_until_caught_up(60s)) << "did not finish; trace so far: " << calls.str();
+    auto running = sluice::start(std::move(m), sluice::with_clock(clock),
+                                 sluice::checkpoints(store), sluice::workers(1));
+    EXPECT_TRUE(running.wait_until_caught_up(60s))
+        << "did not finish; trace so far: " << calls.str();
     auto snapshot = running.metrics();
     running.stop();
     return snapshot;
@@ -233,13 +234,14 @@ TEST_P(FailureTraces, C10_RecordAgeSendsExpiredRecordsWithoutInvoking) {
 // C-11 throttle (S-4.4)
 TEST_P(FailureTraces, C11_ThrottleConsumesNoAttempt) {
   put(5);
-  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
-                        sluice::retry(sluice::maximum_retry_attempts(0), sluice::maximum_record_age(60s),
-                                      sluice::backoff::fixed(10s)) |
-                        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
-                          calls.record(b, clock.now());
-                          if (clock.now() - t0 < 20s) throw sluice::throttled();
-                        }));
+  auto snapshot =
+      drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+            sluice::retry(sluice::maximum_retry_attempts(0), sluice::maximum_record_age(60s),
+                          sluice::backoff::fixed(10s)) |
+            sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+              calls.record(b, clock.now());
+              if (clock.now() - t0 < 20s) throw sluice::throttled();
+            }));
   const auto invocations = calls.calls();
   ASSERT_EQ(calls.str(), "[1-5] [1-5] [1-5]");
   EXPECT_EQ(invocations[0].at - t0, 0s);
@@ -261,8 +263,8 @@ TEST_P(FailureTraces, C16_DestinationFailureIsRetriedAndBlocksCheckpoint) {
     dlq.deliver(rec);
   };
   auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
-                        sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::on_failure(flaky) |
-                        sluice::invoke([&](const sluice::batch<R>& b) {
+                        sluice::retry(sluice::maximum_retry_attempts(2)) |
+                        sluice::on_failure(flaky) | sluice::invoke([&](const sluice::batch<R>& b) {
                           calls.record(b, clock.now());
                           throw std::runtime_error("boom");
                         }));
@@ -372,8 +374,11 @@ TEST_P(FailureTraces, C18_EmptyOrAbsentReportIsSuccess) {
     EXPECT_EQ(st.load("sluice", 0), 1u);
   };
   check_report([](const sluice::batch<R>&) { return sluice::batch_item_failures{}; });
-  check_report([](const sluice::batch<R>&) { return std::optional<sluice::batch_item_failures>{}; });
+  check_report(
+      [](const sluice::batch<R>&) { return std::optional<sluice::batch_item_failures>{}; });
 }
 
 INSTANTIATE_TEST_SUITE_P(Conformance, FailureTraces, ::testing::Values(mode::run, mode::start),
-                         [](const auto& info) { return info.param == mode::run ? "run" : "start"; });
+                         [](const auto& info) {
+                           return info.param == mode::run ? "run" : "start";
+                         });

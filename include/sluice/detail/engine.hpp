@@ -32,7 +32,8 @@ struct destination_of {
 };
 template <class M>
 struct destination_of<M, true> {
-  using type = std::remove_reference_t<decltype(mapping_traits<M>::destination(std::declval<M&>()))>;
+  using type =
+      std::remove_reference_t<decltype(mapping_traits<M>::destination(std::declval<M&>()))>;
 };
 
 template <class M, class Clock, class Store>
@@ -42,7 +43,8 @@ class engine {
   using record_type = typename M::record_type;
   using source_type = typename M::source_type;
   using source_record = typename M::source_record;
-  using policies = policy_set<traits::has_bisect, traits::has_report, typename destination_of<M>::type>;
+  using policies =
+      policy_set<traits::has_bisect, traits::has_report, typename destination_of<M>::type>;
   using job_type = lane_job<record_type, policies>;
 
   struct shard_state;
@@ -128,8 +130,8 @@ class engine {
   /// lane is bypassed instead: the reader goes on with the other lanes, the bypassed lane
   /// re-reads its own records from the source once it is free (catch_up), and the checkpoint
   /// stays below the first record it skipped (S-3.3 failure isolation with bounded memory).
-  bool poll(shard_state& s, time_point now, std::vector<lane*>& submitted, time_point& next_deadline,
-            std::size_t chunk, bool flush = false) {
+  bool poll(shard_state& s, time_point now, std::vector<lane*>& submitted,
+            time_point& next_deadline, std::size_t chunk, bool flush = false) {
     bool progress = dispatch_ready(s, now, submitted, flush);
     read_counts counts;
     for (auto& l : s.lanes) {
@@ -180,9 +182,9 @@ class engine {
   /// lane is free again.
   step_result run_job(lane& l) {
     auto publish = [&l](std::size_t finished) {
-      l.flight_front.store(finished < l.flight_n ? sluice::sequence_number(l.flight[finished])
-                                                 : none_in_flight,
-                           std::memory_order_release);
+      l.flight_front.store(
+          finished < l.flight_n ? sluice::sequence_number(l.flight[finished]) : none_in_flight,
+          std::memory_order_release);
     };
     const step_result r = l.job.step(*this, l.shard->counters, publish);
     l.retrying.store(!r.done, std::memory_order_release);
@@ -225,7 +227,8 @@ class engine {
     }
     const auto& t = m.total;
     const std::uint64_t done = t.filtered_out_event_count + t.succeeded_event_count +
-                               t.on_failure_destination_delivered_event_count + t.dropped_event_count;
+                               t.on_failure_destination_delivered_event_count +
+                               t.dropped_event_count;
     m.buffered_records = t.polled_event_count > done ? t.polled_event_count - done : 0;
     return m;
   }
@@ -276,8 +279,10 @@ class engine {
         l.fill_front = seq;
         l.fill_deadline = now + batching_.maximum_batching_window;
       }
-      if (l.fill.size() > l.fill_n) l.fill[l.fill_n] = out;
-      else l.fill.push_back(out);
+      if (l.fill.size() > l.fill_n)
+        l.fill[l.fill_n] = out;
+      else
+        l.fill.push_back(out);
       ++l.fill_n;
       l.fill_bytes += bytes;
       if (l.fill_n == batching_.batch_size && !l.busy.load(std::memory_order_acquire))

@@ -201,8 +201,10 @@ class lane_job {
         std::fill(reported_.begin() + seg.begin, reported_.begin() + seg.end, false);
         const result_t report = env.handler()(b);
         const batch_item_failures* failures = nullptr;
-        if constexpr (std::is_same_v<result_t, batch_item_failures>) failures = &report;
-        else if (report) failures = &*report;
+        if constexpr (std::is_same_v<result_t, batch_item_failures>)
+          failures = &report;
+        else if (report)
+          failures = &*report;
         if (failures == nullptr || failures->empty()) return outcome::success;
         return read_report(counters, b, seg, *failures, lowest_failed);
       }
@@ -219,8 +221,8 @@ class lane_job {
   }
 
   /// S-4.3: every identifier must be a sequence number in the batch; the lowest sets L.
-  outcome read_report(live_counters& counters, const batch<R>& b, const segment& seg, const batch_item_failures& failures,
-                      std::uint32_t& lowest_failed) {
+  outcome read_report(live_counters& counters, const batch<R>& b, const segment& seg,
+                      const batch_item_failures& failures, std::uint32_t& lowest_failed) {
     std::uint32_t lowest = seg.end;
     for (const sequence_number_t id : failures.item_identifiers) {
       const auto it = std::lower_bound(b.begin(), b.end(), id, [](const R& r, sequence_number_t s) {
@@ -237,9 +239,10 @@ class lane_job {
       reported_[index] = true;
       lowest = std::min(lowest, index);
     }
-    last_error_ = error_info{"sluice::batch_item_failures",
-                             "the handler reported " + std::to_string(failures.item_identifiers.size()) +
-                                 " failed record(s)"};
+    last_error_ =
+        error_info{"sluice::batch_item_failures",
+                   "the handler reported " + std::to_string(failures.item_identifiers.size()) +
+                       " failed record(s)"};
     lowest_failed = lowest;
     return lowest == seg.begin ? outcome::failure : outcome::partial;
   }
@@ -299,7 +302,8 @@ class lane_job {
       } catch (...) {
         live_counters::add(counters.destination_failures, 1);
         ++consecutive_failures_;
-        next_attempt_ = env.now() + env.retry.backoff.delay(consecutive_failures_, splitmix64(rng_));
+        next_attempt_ =
+            env.now() + env.retry.backoff.delay(consecutive_failures_, splitmix64(rng_));
         return false;
       }
       live_counters::add(counters.delivered, pending_->batch_size);
@@ -309,7 +313,9 @@ class lane_job {
     return true;
   }
 
-  void finish_to(std::uint32_t index) noexcept { finished_ = std::max<std::size_t>(finished_, index); }
+  void finish_to(std::uint32_t index) noexcept {
+    finished_ = std::max<std::size_t>(finished_, index);
+  }
 
   std::span<const R> records_;
   shard_id_t shard_ = 0;
