@@ -228,7 +228,7 @@ constexpr void check_append() {
                     "or the new payload that flows downstream");
       if constexpr (!std::is_void_v<call_result_t<fn, R>>) {
         using out = std::remove_cvref_t<call_result_t<fn, R>>;
-        static_assert(std::is_move_constructible_v<out> && std::is_copy_assignable_v<out>,
+        static_assert(std::copyable<out>,
                       "sluice::transform: the result type must be copyable so it can be "
                       "batched and retried downstream");
       }
@@ -286,6 +286,18 @@ constexpr void check_append() {
 }
 }  // namespace detail
 
+namespace detail {
+/// The rule run and start share; checked before anything else is instantiated so that it is
+/// the only error a user sees.
+template <class M>
+constexpr bool check_complete() {
+  static_assert(M::template has<sink_test>,
+                "sluice::run / sluice::start need a complete mapping: it must end with a sink, "
+                "sluice::invoke(handler)");
+  return M::template has<sink_test>;
+}
+}  // namespace detail
+
 /// A mapping's source: a sluice::source (held by reference; it must outlive the mapping) or any
 /// input range (held as a view; an rvalue container is moved into the mapping).
 template <class S>
@@ -298,6 +310,10 @@ auto from(S&& s, starting_position position = starting_position::trim_horizon) {
   } else {
     static_assert(std::ranges::input_range<S>,
                   "sluice::from: the argument is neither a sluice::source nor an input range");
+    static_assert(std::ranges::forward_range<S>,
+                  "sluice::from: a range source must be a forward range: a mapping reads it again "
+                  "after a retry, a restart or a catch-up (copy a single-pass range into a "
+                  "container first)");
     using view = std::views::all_t<S>;
     return source_stage<range_source<view>>{range_source<view>(std::views::all(std::forward<S>(s))),
                                             position};

@@ -5,7 +5,9 @@
 // at the end of the source.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <stop_token>
 #include <utility>
 #include <vector>
 
@@ -17,54 +19,59 @@ SLUICE_BEGIN_NAMESPACE
 
 template <class Source, class Stages, class... Opts>
 metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
-  using options = detail::resolved_options<Opts...>;
-  options o(std::move(opts)...);
-  std::unique_ptr<memory_checkpoint_store> owned;
-  if (o.store == nullptr) {
-    if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
-      owned = std::make_unique<memory_checkpoint_store>();
-      o.store = owned.get();
-    }
-  }
-  using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
-                                  typename options::store_type>;
-  engine_t e(std::move(m), *o.clock, *o.store, o.name);
-
-  std::vector<sequence_number_t> end;
-  for (auto& s : e.shards()) end.push_back(e.source().last_sequence(s->id));
-
-  const std::size_t chunk = std::max<std::size_t>(1024, e.batching().batch_size);
-  std::vector<typename engine_t::lane*> submitted;
-  sleeper self;
-  bool stopped = false;
-  auto stop_requested = [&] { return o.stop.stop_requested(); };
-
-  for (auto& sp : e.shards()) {
-    auto& s = *sp;
-    while (!stopped) {
-      time_point next = far_future;
-      const bool at_end = s.position >= end[s.id];
-      const bool moved = e.poll(s, e.now(), submitted, next, chunk, /*flush=*/at_end);
-      for (auto* l : submitted) {  // one batch at a time, each to completion
-        while (!stopped) {
-          const detail::step_result r = e.run_job(*l);
-          if (r.done) break;
-          if (stop_requested())
-            stopped = true;
-          else
-            e.clock().sleep_until(r.wait_until, self);
-        }
-        // Always safe: the checkpoint only covers finished records (an abandoned batch is not).
-        e.update_checkpoint(s);
-        if (stopped) break;
+  if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
+    return {};
+  } else {
+    using options = detail::resolved_options<Opts...>;
+    options o(std::move(opts)...);
+    std::unique_ptr<memory_checkpoint_store> owned;
+    if (o.store == nullptr) {
+      if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
+        owned = std::make_unique<memory_checkpoint_store>();
+        o.store = owned.get();
       }
-      submitted.clear();
-      e.update_checkpoint(s);
-      if (stop_requested()) stopped = true;
-      if (!moved && s.position >= end[s.id]) break;
     }
+    using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
+                                    typename options::store_type>;
+    engine_t e(std::move(m), *o.clock, *o.store, o.name);
+
+    std::vector<sequence_number_t> end;
+    for (auto& s : e.shards()) end.push_back(e.source().last_sequence(s->id));
+
+    const std::size_t chunk = std::max<std::size_t>(1024, e.batching().batch_size);
+    std::vector<typename engine_t::lane*> submitted;
+    sleeper self;
+    std::atomic<bool> stopped{false};
+    std::stop_callback on_stop(o.stop, [&] { stopped = true; });
+    e.set_stop_flag(&stopped);
+
+    for (auto& sp : e.shards()) {
+      auto& s = *sp;
+      bool flush = false;  // close open batching windows: the source has nothing more for us
+      while (!stopped) {
+        time_point next = far_future;
+        const bool moved =
+            e.poll(s, e.now(), submitted, next, chunk, flush || s.position >= end[s.id]);
+        for (auto* l : submitted) {  // one batch at a time, each to completion
+          while (true) {
+            const detail::step_result r = e.run_job(*l);
+            if (r.done || stopped) break;
+            e.clock().sleep_until(r.wait_until, self);
+          }
+          // Always safe: the checkpoint only covers finished records (an abandoned batch is not).
+          e.update_checkpoint(s);
+          if (stopped) break;
+        }
+        submitted.clear();
+        e.update_checkpoint(s);
+        if (!moved) {  // nothing read: at the end, or retention trimmed the rest; flush, then done
+          if (flush) break;
+          flush = true;
+        }
+      }
+    }
+    return e.metrics();
   }
-  return e.metrics();
 }
 
 SLUICE_END_NAMESPACE

@@ -74,6 +74,7 @@ class runtime {
     for (auto& s : shards) pollers_[s->id % pollers]->shards.push_back(s.get());
     for (std::uint32_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>());
     for (auto& p : pollers_) engine_.source().subscribe(p.get());
+    engine_.set_stop_flag(&stopping_);
     for (auto& w : workers_) w->thread = std::thread([this, w = w.get()] { work(*w); });
     for (auto& p : pollers_) p->thread = std::thread([this, p = p.get()] { poll(*p); });
   }
@@ -86,7 +87,7 @@ class runtime {
     stopping_.store(true, std::memory_order_seq_cst);
     for (auto& p : pollers_) nudge(*p);
     for (auto& w : workers_) engine_.clock().wake(w->parked);
-    caught_up_cv_.notify_all();
+    notify_caught_up();
   }
 
   /// Stops polling, lets running handler calls end, starts no new attempt, stores the final
@@ -123,10 +124,8 @@ class runtime {
       return true;
     };
     std::unique_lock lock(caught_up_mutex_);
-    waiters_.fetch_add(1);
     const bool ok = caught_up_cv_.wait_for(
         lock, timeout, [&] { return caught_up() || stopping_.load() || failure() != nullptr; });
-    waiters_.fetch_sub(1);
     if (auto e = failure()) std::rethrow_exception(e);
     return ok && caught_up();
   }
@@ -148,6 +147,12 @@ class runtime {
     }
   }
 
+  // Through the lock, so a waiter between its check and its wait cannot miss it.
+  void notify_caught_up() {
+    { std::lock_guard lock(caught_up_mutex_); }
+    caught_up_cv_.notify_all();
+  }
+
   void fail(std::exception_ptr e) {
     {
       std::lock_guard lock(failure_mutex_);
@@ -162,7 +167,8 @@ class runtime {
     std::vector<void*> handoff;
     try {
       while (!stopping_.load(std::memory_order_relaxed)) {
-        p.pending.store(false, std::memory_order_seq_cst);
+        // An RMW, so this pass also sees what the nudging thread published before the nudge.
+        p.pending.exchange(false, std::memory_order_seq_cst);
         const time_point now = engine_.now();
         time_point next = far_future;
         bool moved = false;
@@ -172,15 +178,15 @@ class runtime {
           if (!submitted.empty()) {
             handoff.assign(submitted.begin(), submitted.end());
             ready_->enqueue_bulk(token, handoff.begin(), handoff.size());
+            // Dekker pair with work(): publish the count, then look for idle workers.
+            queued_.fetch_add(static_cast<std::int64_t>(submitted.size()),
+                              std::memory_order_seq_cst);
             wake_workers(submitted.size());
             submitted.clear();
           }
           advanced |= engine_.update_checkpoint(*s);
         }
-        if (advanced && waiters_.load() > 0) {
-          std::lock_guard lock(caught_up_mutex_);
-          caught_up_cv_.notify_all();
-        }
+        if (advanced) notify_caught_up();
         if (moved) continue;
         p.sleeping.store(true, std::memory_order_seq_cst);
         if (!p.pending.load(std::memory_order_seq_cst) && !stopping_.load()) {
@@ -206,28 +212,26 @@ class runtime {
 
   void work(worker& self) {
     moodycamel::ConsumerToken token(*ready_);
-    void* jobs[4];
     try {
       while (!stopping_.load(std::memory_order_relaxed)) {
-        std::size_t n = ready_->try_dequeue_bulk(token, jobs, 4);
-        if (n == 0) {
-          if (lane* due = take_due_timer()) {
-            jobs[0] = due;
-            n = 1;
-          }
+        // A due retry first, then one queued batch: one job at a time leaves the rest to the
+        // other workers.
+        lane* job = take_due_timer();
+        void* queued = nullptr;
+        if (job == nullptr && ready_->try_dequeue(token, queued)) {
+          queued_.fetch_sub(1, std::memory_order_seq_cst);
+          job = static_cast<lane*>(queued);
         }
-        if (n == 0) {
+        if (job == nullptr) {
+          // Dekker pair with poll(): announce idleness, then look at the count.
           self.idle.store(true, std::memory_order_seq_cst);
-          if (ready_->size_approx() == 0 && !stopping_.load()) {
+          if (queued_.load(std::memory_order_seq_cst) <= 0 && !stopping_.load()) {
             engine_.clock().sleep_until(earliest_timer(), self.parked);
           }
           self.idle.store(false, std::memory_order_seq_cst);
           continue;
         }
-        for (std::size_t i = 0; i < n; ++i) {
-          if (stopping_.load(std::memory_order_relaxed)) break;  // abandoned, not checkpointed
-          run(*static_cast<lane*>(jobs[i]));
-        }
+        run(*job);
       }
     } catch (...) {
       fail(std::current_exception());
@@ -241,9 +245,14 @@ class runtime {
     nudge(*pollers_[l.shard->id % pollers_.size()]);
     if (r.done) return;
     l.due = r.wait_until;
-    std::lock_guard lock(timers_mutex_);
-    timers_.push_back(&l);
-    std::push_heap(timers_.begin(), timers_.end(), later);
+    bool earliest = false;
+    {
+      std::lock_guard lock(timers_mutex_);
+      timers_.push_back(&l);
+      std::push_heap(timers_.begin(), timers_.end(), later);
+      earliest = timers_.front() == &l;
+    }
+    if (earliest) wake_workers(1);  // a sleeping worker recomputes its deadline
   }
 
   static bool later(const lane* a, const lane* b) noexcept { return a->due > b->due; }
@@ -277,7 +286,7 @@ class runtime {
   std::exception_ptr failure_;
   std::mutex caught_up_mutex_;
   std::condition_variable caught_up_cv_;
-  std::atomic<int> waiters_{0};
+  std::atomic<std::int64_t> queued_{0};  // jobs in ready_ as poller and workers account them
 };
 
 }  // namespace detail
@@ -320,26 +329,30 @@ class running_mapping {
 /// (one batch per lane at a time).
 template <class Source, class Stages, class... Opts>
 auto start(mapping<Source, Stages>&& m, Opts... opts) {
-  using options = detail::resolved_options<Opts...>;
-  using mapping_t = mapping<Source, Stages>;
-  using engine_t =
-      detail::engine<mapping_t, typename options::clock_type, typename options::store_type>;
-  using runtime_t = detail::runtime<engine_t>;
-  struct owning_runtime : runtime_t {  // a default in-memory store lives as long as the mapping
-    owning_runtime(std::unique_ptr<memory_checkpoint_store> store, options& o, mapping_t&& m)
-        : runtime_t(o.pollers, o.workers, std::move(m), *o.clock, store ? *store : *o.store,
-                    o.name),
-          owned(std::move(store)) {}
-    ~owning_runtime() { this->stop(); }  // threads end before the store they use
+  if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
+    return;
+  } else {
+    using options = detail::resolved_options<Opts...>;
+    using mapping_t = mapping<Source, Stages>;
+    using engine_t =
+        detail::engine<mapping_t, typename options::clock_type, typename options::store_type>;
+    using runtime_t = detail::runtime<engine_t>;
+    struct owning_runtime : runtime_t {  // a default in-memory store lives as long as the mapping
+      owning_runtime(std::unique_ptr<memory_checkpoint_store> store, options& o, mapping_t&& m)
+          : runtime_t(o.pollers, o.workers, std::move(m), *o.clock, store ? *store : *o.store,
+                      o.name),
+            owned(std::move(store)) {}
+      ~owning_runtime() { this->stop(); }  // threads end before the store they use
+      std::unique_ptr<memory_checkpoint_store> owned;
+    };
+    options o(std::move(opts)...);
     std::unique_ptr<memory_checkpoint_store> owned;
-  };
-  options o(std::move(opts)...);
-  std::unique_ptr<memory_checkpoint_store> owned;
-  if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
-    if (o.store == nullptr) owned = std::make_unique<memory_checkpoint_store>();
+    if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
+      if (o.store == nullptr) owned = std::make_unique<memory_checkpoint_store>();
+    }
+    return running_mapping<owning_runtime>(
+        std::make_unique<owning_runtime>(std::move(owned), o, std::move(m)));
   }
-  return running_mapping<owning_runtime>(
-      std::make_unique<owning_runtime>(std::move(owned), o, std::move(m)));
 }
 
 SLUICE_END_NAMESPACE

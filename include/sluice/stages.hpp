@@ -104,7 +104,7 @@ inline void apply(batching_config& c, batch_size_param p) {
 inline void apply(batching_config& c, maximum_batching_window_param p) {
   if (p.value < duration::zero() || p.value > max_batching_window)
     reject("maximum_batching_window (ms)",
-           std::chrono::duration_cast<std::chrono::milliseconds>(p.value).count(), "0..300000 ms");
+           std::chrono::duration<double, std::milli>(p.value).count(), "0..300000 ms");
   c.maximum_batching_window = p.value;
 }
 inline void apply(batching_config& c, maximum_payload_bytes_param p) {
@@ -216,8 +216,7 @@ inline void apply(retry_config& c, maximum_retry_attempts_param p) {
 }
 inline void apply(retry_config& c, maximum_record_age_param p) {
   if (p.value && *p.value <= duration::zero())
-    reject("maximum_record_age (ms)",
-           std::chrono::duration_cast<std::chrono::milliseconds>(*p.value).count(),
+    reject("maximum_record_age (ms)", std::chrono::duration<double, std::milli>(*p.value).count(),
            "> 0 ms, or sluice::infinite_age");
   c.maximum_record_age = p.value;
 }

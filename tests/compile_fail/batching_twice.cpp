@@ -1,4 +1,5 @@
 // expect: sluice::batching appears twice in the mapping
+// Two batching stages in one mapping.
 #include <sluice/mapping.hpp>
 
 #include <vector>
@@ -6,5 +7,5 @@
 void build() {
   std::vector<sluice::record<int>> records;
   [[maybe_unused]] auto m = sluice::from(records) | sluice::batching(sluice::batch_size(10)) |
-           sluice::batching(sluice::batch_size(20));
+                            sluice::batching(sluice::batch_size(20));
 }

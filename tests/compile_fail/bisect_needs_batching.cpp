@@ -1,4 +1,5 @@
-// expect: sluice::bisect_batch_on_function_error needs a batching stage \(sluice::batching\) before it
+// expect: sluice::bisect_batch_on_function_error needs a batching stage \(sluice::batching\) before
+// Bisecting splits batches, so it needs a batching stage before it.
 #include <sluice/mapping.hpp>
 
 #include <vector>

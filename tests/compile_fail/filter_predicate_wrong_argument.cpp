@@ -1,4 +1,4 @@
-// expect: sluice::filter: the predicate cannot be called with the record type that reaches it, nor with its payload
+// expect: sluice::filter: the predicate cannot be called with the record type that reaches it
 // The predicate takes an unrelated type: neither sluice::record<int> nor its int payload.
 #include <sluice/mapping.hpp>
 
@@ -10,5 +10,6 @@ struct order {
 
 void build() {
   std::vector<sluice::record<int>> records;
-  [[maybe_unused]] auto m = sluice::from(records) | sluice::filter([](const order& o) { return o.id > 0; });
+  [[maybe_unused]] auto m =
+      sluice::from(records) | sluice::filter([](const order& o) { return o.id > 0; });
 }

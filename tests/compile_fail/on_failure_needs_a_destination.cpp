@@ -9,5 +9,5 @@ void build() {
   std::vector<sluice::record<int>> records;
   std::string not_a_destination = "dlq";
   [[maybe_unused]] auto m = sluice::from(records) | sluice::batching(sluice::batch_size(10)) |
-           sluice::on_failure(not_a_destination);
+                            sluice::on_failure(not_a_destination);
 }

@@ -1,4 +1,4 @@
-// expect: sluice::run / sluice::start need a complete mapping: it must end with a sink, sluice::invoke\(handler\)
+// expect: need a complete mapping: it must end with a sink, sluice::invoke\(handler\)
 // sluice::run is given a mapping that has no sluice::invoke(handler) at its end.
 #include <sluice/run.hpp>
 

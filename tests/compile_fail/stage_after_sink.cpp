@@ -1,4 +1,4 @@
-// expect: sluice: a stage follows the sink; sluice::invoke\(handler\) must be the last stage of a mapping
+// expect: a stage follows the sink; sluice::invoke\(handler\) must be the last stage of a mapping
 // A batching stage after sluice::invoke.
 #include <sluice/mapping.hpp>
 
@@ -9,5 +9,5 @@ using R = sluice::record<int>;
 void build() {
   std::vector<R> records;
   [[maybe_unused]] auto m = sluice::from(records) | sluice::invoke([](const sluice::batch<R>&) {}) |
-           sluice::batching(sluice::batch_size(10));
+                            sluice::batching(sluice::batch_size(10));
 }

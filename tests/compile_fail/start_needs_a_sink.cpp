@@ -1,4 +1,4 @@
-// expect: sluice::run / sluice::start need a complete mapping: it must end with a sink, sluice::invoke\(handler\)
+// expect: need a complete mapping: it must end with a sink, sluice::invoke\(handler\)
 // sluice::start is given a mapping that has no sluice::invoke(handler) at its end.
 #include <sluice/runtime.hpp>
 
@@ -6,5 +6,6 @@
 
 void go() {
   std::vector<sluice::record<int>> records;
-  [[maybe_unused]] auto running = sluice::start(sluice::from(records) | sluice::batching(sluice::batch_size(10)));
+  [[maybe_unused]] auto running =
+      sluice::start(sluice::from(records) | sluice::batching(sluice::batch_size(10)));
 }

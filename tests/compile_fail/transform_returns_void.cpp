@@ -1,4 +1,4 @@
-// expect: sluice::transform: the function returns void; it must return the new record or the new payload
+// expect: sluice::transform: the function returns void; it must return the new record or the new
 // A transform whose function returns nothing leaves nothing to flow downstream.
 #include <sluice/mapping.hpp>
 

@@ -199,3 +199,16 @@ TEST_F(Engine, ThrowingFilterStopsMappingWithoutAdvancingPastIt) {
   EXPECT_THROW(running.stop(), std::logic_error);
   EXPECT_LT(store.load("sluice", 0).value_or(0), 5u);
 }
+
+// sluice::run ends when retention trimmed records it meant to read, instead of spinning.
+TEST(EngineRetention, RunEndsWhenRetentionTrimmedTheRest) {
+  sluice::manual_clock clock;
+  sluice::stream_options options;
+  options.retention_age = std::chrono::hours(1);
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream(options, clock);
+  for (int i = 1; i <= 5; ++i) stream.put("k", i);
+  clock.advance(std::chrono::hours(2));  // everything expires before it is read
+  const auto m = sluice::run(sluice::from(stream) | sluice::invoke([](const sluice::batch<R>&) {}),
+                             sluice::with_clock(clock));
+  EXPECT_EQ(m.total.polled_event_count, 0u);
+}

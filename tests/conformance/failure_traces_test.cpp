@@ -378,6 +378,31 @@ TEST_P(FailureTraces, C18_EmptyOrAbsentReportIsSuccess) {
       [](const sluice::batch<R>&) { return std::optional<sluice::batch_item_failures>{}; });
 }
 
+// S-5.8 without a destination: expired records are dropped, counted, and the checkpoint passes
+// them (the lane must not keep holding the shard).
+TEST_P(FailureTraces, RecordAgeDropWithoutDestinationIsCountedAndCheckpointed) {
+  put(3);
+  clock.advance(2h);
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_record_age(1h)) | sluice::invoke(record_call()));
+  EXPECT_EQ(calls.size(), 0u);
+  EXPECT_EQ(snapshot.total.dropped_event_count, 3u);
+  EXPECT_EQ(checkpoint(), 3u);
+}
+
+TEST_P(FailureTraces, RetriesExhaustedWithoutDestinationAreDroppedAndCounted) {
+  put(4);
+  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+                        sluice::retry(sluice::maximum_retry_attempts(1)) |
+                        sluice::invoke([&](const sluice::batch<R>& b) {
+                          calls.record(b, clock.now());
+                          throw std::runtime_error("boom");
+                        }));
+  EXPECT_EQ(calls.str(), "[1-4] [1-4]");
+  EXPECT_EQ(snapshot.total.dropped_event_count, 4u);
+  EXPECT_EQ(checkpoint(), 4u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Conformance, FailureTraces, ::testing::Values(mode::run, mode::start),
                          [](const auto& info) {
                            return info.param == mode::run ? "run" : "start";

@@ -65,9 +65,9 @@ TEST(KeyHash, StringKeysFollowTheDocumentedRecipe) {
 }
 
 TEST(KeyHash, IntegerKeysHashTheirEightLittleEndianBytes) {
-  for (std::uint64_t key : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{42},
-                            std::uint64_t{0x0102030405060708ull},
-                            std::numeric_limits<std::uint64_t>::max()}) {
+  for (std::uint64_t key :
+       {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{42}, std::uint64_t{0x0102030405060708ull},
+        std::numeric_limits<std::uint64_t>::max()}) {
     EXPECT_EQ(sluice::key_hash(key), ref_hash_integer(key)) << "key " << key;
   }
   // Narrower and signed integers are widened to 64 bits first (two's complement for negatives).
@@ -121,7 +121,7 @@ TEST(ShardFor, ScalesTheLow32BitsIntoRange) {
       EXPECT_EQ(sluice::shard_for(h, shards), ((h & 0xffffffffull) * shards) >> 32);
     }
   }
-  EXPECT_EQ(sluice::shard_for(0xffffffffull, 16), 15u);  // top of the low half: last shard
+  EXPECT_EQ(sluice::shard_for(0xffffffffull, 16), 15u);         // top of the low half: last shard
   EXPECT_EQ(sluice::shard_for(0xffffffff00000000ull, 16), 0u);  // high half is ignored
   EXPECT_EQ(sluice::shard_for(sluice::key_hash(std::string_view("order-42")), 16), 3u);
 }

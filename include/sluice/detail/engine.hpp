@@ -88,9 +88,6 @@ class engine {
         batching_(traits::batching(mapping_)),
         retry(traits::retry(mapping_)),
         stream_name(std::string(source().name())) {
-    static_assert(traits::complete,
-                  "sluice::run / sluice::start need a complete mapping: it must end with a sink, "
-                  "sluice::invoke(handler)");
     const std::uint32_t lanes = traits::lanes(mapping_);
     const std::uint32_t n = source().shard_count();
     shards_.reserve(n);
@@ -112,6 +109,11 @@ class engine {
 
   // ---- what lane_job reads ----
   time_point now() const { return clock_->now(); }
+  /// Jobs start no new attempt or delivery once this is set (stop()).
+  bool stop_requested() const noexcept {
+    return stop_ != nullptr && stop_->load(std::memory_order_relaxed);
+  }
+  void set_stop_flag(const std::atomic<bool>* stop) noexcept { stop_ = stop; }
   auto& handler() { return traits::handler(mapping_); }
   auto& destination() { return traits::destination(mapping_); }
 
@@ -144,7 +146,8 @@ class engine {
       if (l.bypassed_from == 0) {
         const offer_result taken = offer(l, r, seq, now, submitted);
         if (taken == offer_result::blocked) {
-          if (!l.retrying.load(std::memory_order_acquire)) return false;  // backpressure
+          // Backpressure, unless the lane is retrying and other lanes can use the reader.
+          if (s.lanes.size() == 1 || !l.retrying.load(std::memory_order_acquire)) return false;
           l.bypassed_from = seq;
         } else {
           counts.add(taken);
@@ -188,7 +191,10 @@ class engine {
     };
     const step_result r = l.job.step(*this, l.shard->counters, publish);
     l.retrying.store(!r.done, std::memory_order_release);
-    if (r.done) l.busy.store(false, std::memory_order_release);
+    if (r.done) {  // also when the last records were dropped without a publish
+      l.flight_front.store(none_in_flight, std::memory_order_release);
+      l.busy.store(false, std::memory_order_release);
+    }
     return r;
   }
 
@@ -342,6 +348,7 @@ class engine {
   std::string name_;
   batching_config batching_;
   std::vector<std::unique_ptr<shard_state>> shards_;
+  const std::atomic<bool>* stop_ = nullptr;
 
  public:
   const retry_config retry;

@@ -88,6 +88,7 @@ class lane_job {
   template <class Env, class Publish>
   step_result step(Env& env, live_counters& counters, Publish&& publish) {
     while (true) {
+      if (!done() && env.stop_requested()) return {false, env.now()};  // abandoned, unfinished
       if (pending_) {
         if (!deliver_pending(env, counters)) return {false, next_attempt_};
         publish(finished_);

@@ -21,6 +21,7 @@ namespace detail {
 template <class V>
 [[noreturn]] void reject(std::string_view parameter, const V& value, std::string_view allowed) {
   std::ostringstream out;
+  out.precision(15);  // a fractional value is shown as it is, not rounded into the range
   out << "sluice: " << parameter << " = " << value << " is out of range; allowed: " << allowed;
   throw configuration_error(out.str());
 }
