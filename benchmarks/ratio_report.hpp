@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -96,6 +97,14 @@ class collecting_reporter : public benchmark::ConsoleReporter {
   std::map<std::string, std::vector<Run>> samples_;
 };
 
+/// Prints /proc/loadavg: the machine is shared, and a ratio means more next to the load it ran in.
+inline void print_load(const char* when) {
+  std::ifstream f("/proc/loadavg");
+  std::string line;
+  std::getline(f, line);
+  std::printf("load average %s: %s\n", when, line.c_str());
+}
+
 /// Runs the registered benchmarks with `defaults` added for flags the command line does not set.
 /// Returns false when the command line asked for something else (e.g. --help, a bad flag).
 inline bool run_benchmarks(int argc, char** argv, collecting_reporter& reporter,
@@ -114,6 +123,7 @@ inline bool run_benchmarks(int argc, char** argv, collecting_reporter& reporter,
   std::printf("flags:");
   for (int i = 1; i < n; ++i) std::printf(" %s", cargs[i]);
   std::printf("\n");
+  print_load("before");
   benchmark::Initialize(&n, cargs.data());
   if (benchmark::ReportUnrecognizedArguments(n, cargs.data())) return false;
   benchmark::RunSpecifiedBenchmarks(&reporter);
@@ -125,20 +135,20 @@ inline bool run_benchmarks(int argc, char** argv, collecting_reporter& reporter,
 inline void print_ratio(const char* label, double numerator, double denominator, double target = 0,
                         bool higher_is_better = true) {
   if (numerator <= 0 || denominator <= 0) {
-    std::printf("ratio %-44s = n/a (benchmark missing or filtered out)\n", label);
+    std::printf("ratio %-52s = n/a (benchmark missing or filtered out)\n", label);
     return;
   }
   const double x = numerator / denominator;
   if (target <= 0) {
-    std::printf("ratio %-44s = %.3f\n", label, x);
+    std::printf("ratio %-52s = %.3f\n", label, x);
   } else if (higher_is_better) {
     const bool met = x >= target;
-    std::printf("ratio %-44s = %.3f  (target >= %.2f: %s", label, x, target, met ? "met" : "MISSED");
+    std::printf("ratio %-52s = %.3f  (target >= %.2f: %s", label, x, target, met ? "met" : "MISSED");
     if (!met) std::printf(" by %.1f %%", (target - x) / target * 100.0);
     std::printf(")\n");
   } else {
     const bool met = x <= target;
-    std::printf("ratio %-44s = %.3f  (target <= %.2f: %s", label, x, target, met ? "met" : "MISSED");
+    std::printf("ratio %-52s = %.3f  (target <= %.2f: %s", label, x, target, met ? "met" : "MISSED");
     if (!met) std::printf(" by %.1f %%", (x - target) / target * 100.0);
     std::printf(")\n");
   }

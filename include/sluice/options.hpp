@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <type_traits>
@@ -97,10 +98,20 @@ struct resolved_options {
   std::uint32_t workers = 0;
   std::stop_token stop;
 
+  /// The in-memory store used when no checkpoints(...) option is given; whoever runs the
+  /// mapping keeps it alive as long as the mapping.
+  std::unique_ptr<memory_checkpoint_store> owned_store;
+
   explicit resolved_options(Opts... opts) {
     (take(std::move(opts)), ...);
     if constexpr (std::is_same_v<clock_type, system_clock>) {
       if (!clock) clock = &system_clock::instance();
+    }
+    if constexpr (std::is_same_v<store_type, memory_checkpoint_store>) {
+      if (!store) {
+        owned_store = std::make_unique<memory_checkpoint_store>();
+        store = owned_store.get();
+      }
     }
   }
 

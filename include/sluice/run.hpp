@@ -24,13 +24,6 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
   } else {
     using options = detail::resolved_options<Opts...>;
     options o(std::move(opts)...);
-    std::unique_ptr<memory_checkpoint_store> owned;
-    if (o.store == nullptr) {
-      if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
-        owned = std::make_unique<memory_checkpoint_store>();
-        o.store = owned.get();
-      }
-    }
     using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
                                     typename options::store_type>;
     engine_t e(std::move(m), *o.clock, *o.store, o.name);

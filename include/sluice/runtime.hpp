@@ -6,8 +6,6 @@
 // worker; idle threads sleep on the clock. The returned handle stops the mapping when destroyed.
 #pragma once
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "sluice/detail/engine.hpp"
+#include "sluice/detail/job_queue.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/options.hpp"
 
@@ -62,7 +61,7 @@ class runtime {
     if (pollers == 0) pollers = std::max(1u, hw / 4);
     pollers = std::min<std::uint32_t>(pollers, static_cast<std::uint32_t>(shards.size()));
     if (workers == 0) workers = hw;
-    ready_ = std::make_unique<job_queue>(lanes + 64, pollers, 0);
+    ready_ = std::make_unique<job_queue>(lanes + 64, pollers);
     chunk_ = std::max<std::size_t>(1024, engine_.batching().batch_size);
 
     for (std::uint32_t i = 0; i < pollers; ++i) {
@@ -162,7 +161,7 @@ class runtime {
   }
 
   void poll(poller& p) {
-    moodycamel::ProducerToken token(*ready_);
+    auto token = ready_->make_producer_token();
     std::vector<lane*> submitted;
     std::vector<void*> handoff;
     try {
@@ -177,7 +176,7 @@ class runtime {
           moved |= engine_.poll(*s, now, submitted, next, chunk_);
           if (!submitted.empty()) {
             handoff.assign(submitted.begin(), submitted.end());
-            ready_->enqueue_bulk(token, handoff.begin(), handoff.size());
+            ready_->push(token, handoff.data(), handoff.size());
             // Dekker pair with work(): publish the count, then look for idle workers.
             queued_.fetch_add(static_cast<std::int64_t>(submitted.size()),
                               std::memory_order_seq_cst);
@@ -211,14 +210,14 @@ class runtime {
   }
 
   void work(worker& self) {
-    moodycamel::ConsumerToken token(*ready_);
+    auto token = ready_->make_consumer_token();
     try {
       while (!stopping_.load(std::memory_order_relaxed)) {
         // A due retry first, then one queued batch: one job at a time leaves the rest to the
         // other workers.
         lane* job = take_due_timer();
         void* queued = nullptr;
-        if (job == nullptr && ready_->try_dequeue(token, queued)) {
+        if (job == nullptr && ready_->pop(token, queued)) {
           queued_.fetch_sub(1, std::memory_order_seq_cst);
           job = static_cast<lane*>(queued);
         }
@@ -272,8 +271,6 @@ class runtime {
   }
 
   Engine engine_;
-  // void* so that every mapping in a program shares one instantiation of the queue's code.
-  using job_queue = moodycamel::ConcurrentQueue<void*>;
   std::unique_ptr<job_queue> ready_;
   std::size_t chunk_ = 1024;
   std::vector<std::unique_ptr<poller>> pollers_;
@@ -338,20 +335,14 @@ auto start(mapping<Source, Stages>&& m, Opts... opts) {
         detail::engine<mapping_t, typename options::clock_type, typename options::store_type>;
     using runtime_t = detail::runtime<engine_t>;
     struct owning_runtime : runtime_t {  // a default in-memory store lives as long as the mapping
-      owning_runtime(std::unique_ptr<memory_checkpoint_store> store, options& o, mapping_t&& m)
-          : runtime_t(o.pollers, o.workers, std::move(m), *o.clock, store ? *store : *o.store,
-                      o.name),
-            owned(std::move(store)) {}
+      owning_runtime(options& o, mapping_t&& m)
+          : runtime_t(o.pollers, o.workers, std::move(m), *o.clock, *o.store, o.name),
+            owned(std::move(o.owned_store)) {}
       ~owning_runtime() { this->stop(); }  // threads end before the store they use
       std::unique_ptr<memory_checkpoint_store> owned;
     };
     options o(std::move(opts)...);
-    std::unique_ptr<memory_checkpoint_store> owned;
-    if constexpr (std::is_same_v<typename options::store_type, memory_checkpoint_store>) {
-      if (o.store == nullptr) owned = std::make_unique<memory_checkpoint_store>();
-    }
-    return running_mapping<owning_runtime>(
-        std::make_unique<owning_runtime>(std::move(owned), o, std::move(m)));
+    return running_mapping<owning_runtime>(std::make_unique<owning_runtime>(o, std::move(m)));
   }
 }
 

@@ -1,0 +1,483 @@
+// benchmarks/runtime_bench.cpp (issue 3): sluice::start on threads against two hand-built
+// pipelines over the same records, plus latency and idle cost.
+//
+// Workload (as fusion_bench): records {key 0..1023 (uint32), amount -1000..1000 (int64, fixed-seed
+// PRNG)}; keep amount > 0, double it, sum per key. Every run's sums are checked (abort on mismatch).
+//
+//  sluice      the records are put into a sluice::memory_stream<int64_t, uint32_t> with S shards
+//              before timing; timed: sluice::start(from(stream) | filter | transform |
+//              batching(batch_size(B)) | parallelization_factor(P) | invoke(sum), workers(2))
+//              -> wait_until_caught_up() -> stop(). The handler adds into one cache-line-padded
+//              slot per key with a relaxed load + store: a key lives in exactly one lane and a
+//              lane has one batch in flight (S-3.2), so no read-modify-write is needed.
+//  tbb         oneTBB parallel_pipeline over the vector: serial_in_order reader of 256-record
+//              chunks -> parallel filter/transform/sum (thread-local sums) -> serial_in_order
+//              writer (advances an in-order "checkpoint", like sluice's).
+//  floor       one producer thread (filter/transform into 256-input-record batches from a ring)
+//              -> one moodycamel::ConcurrentQueue of batch pointers -> one consumer thread (sum).
+//              Spinning, no sleeping, no ordering/checkpoint/failure machinery: the floor.
+// Targets at batch_size 100, P=1: sluice >= 1.0x tbb and >= 0.8x floor.
+//
+// After the throughput matrix (Google Benchmark), main() runs two measurements:
+//  latency     a producer thread puts 10,000 records/s (payload = steady_clock ns at put) into a
+//              1-shard stream, window 0; the handler records now - payload. p50/p99/max.
+//              Baseline: the same producer and rate into a moodycamel::BlockingConcurrentQueue
+//              with a blocking consumer. Target: sluice p99 <= 100 us.
+//  idle        CPU time (getrusage RUSAGE_SELF, user + sys) of the process over 2 s while a
+//              started mapping has nothing to do. Target < 1 % of one core.
+// Flags of our own: --skip_latency, --skip_idle.
+#include <benchmark/benchmark.h>
+#include <concurrentqueue/blockingconcurrentqueue.h>
+#include <concurrentqueue/concurrentqueue.h>
+#include <sys/resource.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_pipeline.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "ratio_report.hpp"
+#include "sluice/sluice.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using R = sluice::record<std::int64_t, std::uint32_t>;
+using stream_t = sluice::memory_stream<std::int64_t, std::uint32_t>;
+using sums_t = std::array<std::int64_t, 1024>;
+
+constexpr std::size_t kLarge = std::size_t{10} << 20;  // records for batch_size 100 and 1000
+constexpr std::size_t kSmall = std::size_t{256} << 10;  // records for batch_size 10 (slow)
+constexpr std::size_t kChunk = 256;                    // baselines' hand-off unit
+
+std::uint64_t splitmix(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+const std::vector<R>& workload() {
+  static const std::vector<R> v = [] {
+    std::vector<R> out;
+    out.reserve(kLarge);
+    std::uint64_t state = 42;
+    const sluice::time_point arrival = sluice::time_point{} + std::chrono::hours(1);
+    for (std::size_t i = 0; i < kLarge; ++i) {
+      const std::uint64_t x = splitmix(state);
+      out.push_back(R{static_cast<std::uint32_t>(x & 1023u), i + 1, arrival,
+                      static_cast<std::int64_t>((x >> 32) % 2001) - 1000});
+    }
+    return out;
+  }();
+  return v;
+}
+
+const sums_t& expected(std::size_t n) {
+  static std::map<std::size_t, sums_t> cache;
+  auto it = cache.find(n);
+  if (it == cache.end()) {
+    sums_t s{};
+    for (std::size_t i = 0; i < n; ++i) {
+      const R& r = workload()[i];
+      if (r.payload > 0) s[r.key] += 2 * r.payload;
+    }
+    it = cache.emplace(n, s).first;
+  }
+  return it->second;
+}
+
+void check(const sums_t& got, std::size_t n, const char* who) {
+  if (got != expected(n)) {
+    std::fprintf(stderr, "runtime_bench: %s computed different sums than the reference\n", who);
+    std::abort();
+  }
+}
+
+/// Streams holding the first n records of the workload, by shard count (built once, untimed).
+stream_t& stream_for(std::uint32_t shards, std::size_t n) {
+  static std::map<std::pair<std::uint32_t, std::size_t>, std::unique_ptr<stream_t>> streams;
+  auto& slot = streams[{shards, n}];
+  if (!slot) {
+    slot = std::make_unique<stream_t>(shards);
+    const auto& v = workload();
+    for (std::size_t i = 0; i < n; ++i) slot->put(v[i].key, v[i].payload);
+  }
+  return *slot;
+}
+
+/// Per-key sums written by sluice's workers: one cache line per key (no false sharing between
+/// lanes running on different workers).
+struct alignas(64) padded_sum {
+  std::atomic<std::int64_t> v{0};
+};
+struct lane_sums {
+  std::array<padded_sum, 1024> slot;
+  void reset() {
+    for (auto& s : slot) s.v.store(0, std::memory_order_relaxed);
+  }
+  sums_t get() const {
+    sums_t out{};
+    for (std::size_t k = 0; k < out.size(); ++k) out[k] = slot[k].v.load(std::memory_order_relaxed);
+    return out;
+  }
+};
+
+// ---- sluice ------------------------------------------------------------------------------------
+
+void BM_sluice(benchmark::State& state) {
+  const auto shards = static_cast<std::uint32_t>(state.range(0));
+  const auto p = state.range(1);
+  const auto batch = state.range(2);
+  const std::size_t n = batch < 100 ? kSmall : kLarge;
+  stream_t& stream = stream_for(shards, n);
+  auto sums = std::make_unique<lane_sums>();
+  for (auto _ : state) {
+    sums->reset();
+    lane_sums* out = sums.get();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto running = sluice::start(
+        sluice::from(stream) | sluice::filter([](std::int64_t a) { return a > 0; }) |
+            sluice::transform([](std::int64_t a) { return a * 2; }) |
+            sluice::batching(sluice::batch_size(batch)) | sluice::parallelization_factor(p) |
+            sluice::invoke([out](const sluice::batch<R>& b) {
+              for (const R& r : b) {
+                auto& s = out->slot[r.key].v;
+                s.store(s.load(std::memory_order_relaxed) + r.payload, std::memory_order_relaxed);
+              }
+            }),
+        sluice::workers(2));
+    running.wait_until_caught_up();
+    running.stop();
+    const auto t1 = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    check(sums->get(), n, "sluice");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// ---- baseline (a): oneTBB parallel_pipeline ------------------------------------------------------
+
+void BM_tbb_pipeline(benchmark::State& state) {
+  const auto& v = workload();
+  const std::size_t n = kLarge;
+  struct chunk {
+    const R* first = nullptr;
+    const R* last = nullptr;
+  };
+  for (auto _ : state) {
+    tbb::enumerable_thread_specific<sums_t> local([] { return sums_t{}; });
+    std::size_t pos = 0;
+    std::uint64_t checkpoint = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    tbb::parallel_pipeline(
+        8,
+        tbb::make_filter<void, chunk>(tbb::filter_mode::serial_in_order,
+                                      [&](tbb::flow_control& fc) -> chunk {
+                                        if (pos >= n) {
+                                          fc.stop();
+                                          return {};
+                                        }
+                                        const std::size_t end = std::min(n, pos + kChunk);
+                                        chunk c{v.data() + pos, v.data() + end};
+                                        pos = end;
+                                        return c;
+                                      }) &
+            tbb::make_filter<chunk, chunk>(tbb::filter_mode::parallel,
+                                           [&](chunk c) {
+                                             sums_t& s = local.local();
+                                             for (const R* r = c.first; r != c.last; ++r) {
+                                               if (r->payload > 0) s[r->key] += 2 * r->payload;
+                                             }
+                                             return c;
+                                           }) &
+            tbb::make_filter<chunk, void>(tbb::filter_mode::serial_in_order,
+                                          [&](chunk c) { checkpoint = (c.last - 1)->sequence; }));
+    sums_t total{};
+    for (const sums_t& s : local)
+      for (std::size_t k = 0; k < total.size(); ++k) total[k] += s[k];
+    const auto t1 = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    check(total, n, "tbb pipeline");
+    if (checkpoint != n) std::abort();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// ---- baseline (b): producer thread -> moodycamel queue of batches -> consumer thread ------------
+
+void BM_floor_queue(benchmark::State& state) {
+  const auto& v = workload();
+  const std::size_t n = kLarge;
+  struct fbatch {
+    std::array<R, kChunk> recs;
+    std::uint32_t n = 0;
+  };
+  constexpr std::size_t kRing = 64;  // batches in flight at most (bounded memory, like sluice)
+  auto ring = std::make_unique<std::array<fbatch, kRing>>();
+  for (auto _ : state) {
+    moodycamel::ConcurrentQueue<fbatch*> q(kRing * 2);
+    std::atomic<std::uint64_t> consumed{0};
+    sums_t sums{};
+    const auto t0 = std::chrono::steady_clock::now();
+    std::thread producer([&] {
+      moodycamel::ProducerToken tok(q);
+      std::uint64_t produced = 0;
+      for (std::size_t pos = 0; pos < n; pos += kChunk) {
+        while (produced - consumed.load(std::memory_order_acquire) >= kRing) std::this_thread::yield();
+        fbatch& b = (*ring)[produced % kRing];
+        b.n = 0;
+        const std::size_t end = std::min(n, pos + kChunk);
+        for (std::size_t i = pos; i < end; ++i) {
+          const R& r = v[i];
+          if (r.payload > 0) b.recs[b.n++] = R{r.key, r.sequence, r.arrival, 2 * r.payload};
+        }
+        q.enqueue(tok, &b);
+        ++produced;
+      }
+      q.enqueue(tok, nullptr);  // end
+    });
+    std::thread consumer([&] {
+      moodycamel::ConsumerToken tok(q);
+      fbatch* items[8];
+      int idle = 0;
+      for (;;) {
+        const std::size_t k = q.try_dequeue_bulk(tok, items, 8);
+        if (k == 0) {
+          if (++idle > 64) std::this_thread::yield();
+          continue;
+        }
+        idle = 0;
+        for (std::size_t i = 0; i < k; ++i) {
+          if (items[i] == nullptr) return;
+          const fbatch& b = *items[i];
+          for (std::uint32_t j = 0; j < b.n; ++j) sums[b.recs[j].key] += b.recs[j].payload;
+          consumed.fetch_add(1, std::memory_order_release);
+        }
+      }
+    });
+    producer.join();
+    consumer.join();
+    const auto t1 = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    check(sums, n, "floor queue");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+BENCHMARK(BM_tbb_pipeline)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_floor_queue)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_sluice)
+    ->ArgNames({"shards", "P", "batch"})
+    ->ArgsProduct({{1, 4, 16}, {1, 4}, {10, 100, 1000}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+
+// ---- (c) latency ---------------------------------------------------------------------------------
+
+struct latency_result {
+  double p50_us = 0, p99_us = 0, max_us = 0;
+  std::size_t samples = 0;
+};
+
+latency_result summarize(std::vector<std::int64_t> ns) {
+  latency_result r;
+  if (ns.empty()) return r;
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    return static_cast<double>(ns[std::min(ns.size() - 1, static_cast<std::size_t>(q * ns.size()))]) / 1e3;
+  };
+  r.p50_us = at(0.50);
+  r.p99_us = at(0.99);
+  r.max_us = static_cast<double>(ns.back()) / 1e3;
+  r.samples = ns.size();
+  return r;
+}
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Calls put(i) at `rate` per second for `count` records, on the calling thread, on schedule
+/// (sleeping between puts; a late put goes out at once).
+template <class Put>
+void paced(std::size_t count, double rate, Put&& put) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto interval = std::chrono::duration<double>(1.0 / rate);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval * i);
+    std::this_thread::sleep_until(due);
+    put(i);
+  }
+}
+
+latency_result sluice_latency(std::size_t count, double rate) {
+  stream_t stream(1);
+  std::vector<std::int64_t> ns(count);
+  std::atomic<std::size_t> seen{0};
+  auto running = sluice::start(
+      sluice::from(stream, sluice::starting_position::latest) |
+          sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(0ms)) |
+          sluice::invoke([&](const sluice::batch<R>& b) {
+            const std::int64_t now = steady_ns();
+            for (const R& r : b) {
+              const std::size_t i = seen.fetch_add(1, std::memory_order_relaxed);
+              if (i < ns.size()) ns[i] = now - r.payload;
+            }
+          }),
+      sluice::workers(2));
+  paced(count, rate, [&](std::size_t i) { stream.put(static_cast<std::uint32_t>(i & 1023u), steady_ns()); });
+  running.wait_until_caught_up();
+  running.stop();
+  ns.resize(std::min(ns.size(), seen.load()));
+  return summarize(std::move(ns));
+}
+
+latency_result floor_latency(std::size_t count, double rate) {
+  moodycamel::BlockingConcurrentQueue<std::int64_t> q(1024);
+  std::vector<std::int64_t> ns;
+  ns.reserve(count);
+  std::thread consumer([&] {
+    moodycamel::ConsumerToken tok(q);
+    for (std::size_t i = 0; i < count; ++i) {
+      std::int64_t put_at = 0;
+      q.wait_dequeue(tok, put_at);
+      ns.push_back(steady_ns() - put_at);
+    }
+  });
+  moodycamel::ProducerToken tok(q);
+  paced(count, rate, [&](std::size_t) { q.enqueue(tok, steady_ns()); });
+  consumer.join();
+  return summarize(std::move(ns));
+}
+
+// ---- (d) idle CPU ----------------------------------------------------------------------------------
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+/// Percent of one core used by the whole process while a started mapping idles for `span`.
+double sluice_idle_cpu_percent(std::chrono::milliseconds span) {
+  stream_t stream(4);
+  for (std::uint32_t k = 0; k < 1000; ++k) stream.put(k, 1);
+  auto running = sluice::start(
+      sluice::from(stream) | sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(20ms)) |
+          sluice::parallelization_factor(4) | sluice::invoke([](const sluice::batch<R>&) {}),
+      sluice::workers(2));
+  running.wait_until_caught_up();  // drained: from here on, nothing to do
+  std::this_thread::sleep_for(100ms);
+  const double c0 = cpu_seconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(span);
+  const double c1 = cpu_seconds();
+  const auto t1 = std::chrono::steady_clock::now();
+  running.stop();
+  return (c1 - c0) / std::chrono::duration<double>(t1 - t0).count() * 100.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool skip_latency = false, skip_idle = false;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--skip_latency") == 0) skip_latency = true;
+    else if (std::strcmp(argv[i], "--skip_idle") == 0) skip_idle = true;
+    else args.push_back(argv[i]);
+  }
+  // Build the inputs before any timing.
+  (void)expected(kLarge);
+  (void)expected(kSmall);
+  for (std::uint32_t s : {1u, 4u, 16u}) {
+    (void)stream_for(s, kLarge);
+    (void)stream_for(s, kSmall);
+  }
+
+  sluice_bench::collecting_reporter reporter;
+  if (!sluice_bench::run_benchmarks(static_cast<int>(args.size()), args.data(), reporter,
+                                    {"--benchmark_repetitions=5",
+                                     "--benchmark_report_aggregates_only=true",
+                                     "--benchmark_enable_random_interleaving=true"}))
+    return 1;
+
+  const double tbb = reporter.get("BM_tbb_pipeline/iterations:2/manual_time").rate();
+  const double floor = reporter.get("BM_floor_queue/iterations:2/manual_time").rate();
+  std::printf("\n== runtime throughput (medians; M records/s; sluice: workers(2), default pollers) ==\n");
+  std::printf("tbb parallel_pipeline (256-record chunks)        %8.1f\n", tbb / 1e6);
+  std::printf("floor: producer -> moodycamel queue -> consumer  %8.1f\n", floor / 1e6);
+  std::printf("%-8s %-3s %-6s %10s %10s %10s\n", "shards", "P", "batch", "M rec/s", "/tbb", "/floor");
+  for (int s : {1, 4, 16})
+    for (int p : {1, 4})
+      for (int b : {10, 100, 1000}) {
+        char name[128];
+        std::snprintf(name, sizeof name, "BM_sluice/shards:%d/P:%d/batch:%d/iterations:1/manual_time", s, p, b);
+        const double x = reporter.get(name).rate();
+        std::printf("%-8d %-3d %-6d %10.1f %10.3f %10.3f%s\n", s, p, b, x / 1e6, tbb > 0 ? x / tbb : 0,
+                    floor > 0 ? x / floor : 0, b == 10 ? "   (256 Ki records)" : "");
+      }
+  std::printf("\n");
+  for (int s : {1, 4, 16})
+    for (int p : {1, 4}) {
+      char name[128], label[96];
+      std::snprintf(name, sizeof name, "BM_sluice/shards:%d/P:%d/batch:100/iterations:1/manual_time", s, p);
+      const double x = reporter.get(name).rate();
+      std::snprintf(label, sizeof label, "sluice/tbb (shards %d, P %d, batch 100)", s, p);
+      sluice_bench::print_ratio(label, x, tbb, p == 1 ? 1.0 : 0);
+      std::snprintf(label, sizeof label, "sluice/floor (shards %d, P %d, batch 100)", s, p);
+      sluice_bench::print_ratio(label, x, floor, p == 1 ? 0.8 : 0);
+    }
+
+  if (!skip_latency) {
+    // Five rounds, floor and sluice alternating, so that a noisy neighbour hits both alike.
+    const std::size_t count = 20'000;  // 2 s at 10,000 records/s
+    std::vector<latency_result> fs, ss;
+    for (int round = 0; round < 5; ++round) {
+      fs.push_back(floor_latency(count, 10'000));
+      ss.push_back(sluice_latency(count, 10'000));
+    }
+    auto med = [](std::vector<latency_result> v, double latency_result::*f) {
+      std::sort(v.begin(), v.end(), [f](const latency_result& a, const latency_result& b) { return a.*f < b.*f; });
+      return v[v.size() / 2].*f;
+    };
+    std::printf("\n== latency put -> handler, 10,000 records/s, window 0, %zu records x 5 rounds ==\n", count);
+    for (std::size_t i = 0; i < ss.size(); ++i) {
+      std::printf("round %zu  sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 %8.1f us  max %9.1f us\n",
+                  i + 1, ss[i].p50_us, ss[i].p99_us, ss[i].max_us, fs[i].p50_us, fs[i].p99_us, fs[i].max_us);
+    }
+    const double s50 = med(ss, &latency_result::p50_us), s99 = med(ss, &latency_result::p99_us),
+                 smax = med(ss, &latency_result::max_us);
+    const double f50 = med(fs, &latency_result::p50_us), f99 = med(fs, &latency_result::p99_us),
+                 fmax = med(fs, &latency_result::max_us);
+    std::printf("median   sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 %8.1f us  max %9.1f us\n",
+                s50, s99, smax, f50, f99, fmax);
+    std::printf("(sluice: 1 shard, workers(2), batch_size 100, window 0; floor: moodycamel::BlockingConcurrentQueue, 1 consumer)\n");
+    sluice_bench::print_ratio("sluice/floor latency p50", s50, f50);
+    sluice_bench::print_ratio("sluice/floor latency p99", s99, f99);
+    std::printf("target sluice p99 <= 100 us: %s (median of rounds %.1f us)\n", s99 <= 100 ? "met" : "MISSED", s99);
+  }
+  if (!skip_idle) {
+    const double pct = sluice_idle_cpu_percent(2000ms);
+    std::printf("\n== idle: started mapping (4 shards, P 4, window 20 ms, workers 2), 2 s ==\n");
+    std::printf("CPU used by the process: %.3f %% of one core  (target < 1 %%: %s)\n", pct,
+                pct < 1.0 ? "met" : "MISSED");
+  }
+  sluice_bench::print_load("after");
+  return 0;
+}
