@@ -300,6 +300,48 @@ TEST_P(FailureTraces, C17_AwsObservedPartialFailure) {
   EXPECT_EQ(handed[6], 5);
 }
 
+namespace {
+/// C-18's setup: one record, batch_size 1, R = 2, a destination; returns how often the handler
+/// was called and what reached the destination. With `report`, report_batch_item_failures is on.
+struct one_record_outcome {
+  int invocations = 0;
+  std::vector<sluice::on_failure_record<R>> dead;
+  std::optional<sluice::sequence_number_t> checkpoint;
+};
+
+template <bool Report, class Handler>
+one_record_outcome one_record(mode md, sluice::manual_clock& clock, Handler handler) {
+  sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
+  sluice::memory_checkpoint_store store;
+  sluice::memory_destination<R> dlq;
+  s.put("k", 1);
+  one_record_outcome out;
+  auto counted = [&](const sluice::batch<R>& b) {
+    ++out.invocations;
+    return handler(b);
+  };
+  auto run = [&](auto&& m) {
+    if (md == mode::run) {
+      sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
+    } else {
+      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
+      EXPECT_TRUE(r.wait_until_caught_up(60s));
+    }
+  };
+  auto base = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
+              sluice::retry(sluice::maximum_retry_attempts(2));
+  if constexpr (Report) {
+    run(std::move(base) | sluice::report_batch_item_failures | sluice::on_failure(dlq) |
+        sluice::invoke(counted));
+  } else {
+    run(std::move(base) | sluice::on_failure(dlq) | sluice::invoke(counted));
+  }
+  out.dead = dlq.records();
+  out.checkpoint = store.load("sluice", 0);
+  return out;
+}
+}  // namespace
+
 // C-18 malformed reports fail the whole attempt (S-4.3)
 TEST_P(FailureTraces, C18_MalformedReportsFailTheAttempt) {
   const std::vector<std::function<sluice::batch_item_failures()>> malformed = {
@@ -309,73 +351,27 @@ TEST_P(FailureTraces, C18_MalformedReportsFailTheAttempt) {
   };
   for (std::size_t i = 0; i < malformed.size(); ++i) {
     SCOPED_TRACE(i);
-    sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
-    sluice::memory_checkpoint_store st;
-    sluice::memory_destination<R> d;
-    s.put("k", 1);
-    int invocations = 0;
-    auto m = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
-             sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::report_batch_item_failures |
-             sluice::on_failure(d) | sluice::invoke([&](const sluice::batch<R>&) {
-               ++invocations;
-               return malformed[i]();
-             });
-    if (GetParam() == mode::run) {
-      sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
-    } else {
-      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
-      ASSERT_TRUE(r.wait_until_caught_up(60s));
-    }
-    EXPECT_EQ(invocations, 3);
-    ASSERT_EQ(d.size(), 1u);
-    EXPECT_EQ(d.records()[0].approximate_invoke_count, 3u);
-    EXPECT_EQ(st.load("sluice", 0), 1u);
+    const auto out = one_record<true>(GetParam(), clock,
+                                      [&](const sluice::batch<R>&) { return malformed[i](); });
+    EXPECT_EQ(out.invocations, 3);
+    ASSERT_EQ(out.dead.size(), 1u);
+    EXPECT_EQ(out.dead[0].approximate_invoke_count, 3u);
+    EXPECT_EQ(out.checkpoint, 1u);
   }
 }
 
 TEST_P(FailureTraces, C18_EmptyOrAbsentReportIsSuccess) {
-  auto check = [&](auto handler) {
-    sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
-    sluice::memory_checkpoint_store st;
-    sluice::memory_destination<R> d;
-    s.put("k", 1);
-    int invocations = 0;
-    auto m = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
-             sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::on_failure(d) |
-             sluice::invoke([&](const sluice::batch<R>& b) {
-               ++invocations;
-               return handler(b);
-             });
-    sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
-    EXPECT_EQ(invocations, 1);
-    EXPECT_EQ(d.size(), 0u);
-  };
-  check([](const sluice::batch<R>&) {});  // void: no report
-  auto check_report = [&](auto handler) {
-    sluice::memory_stream<int, std::string, sluice::manual_clock> s{1, clock};
-    sluice::memory_checkpoint_store st;
-    sluice::memory_destination<R> d;
-    s.put("k", 1);
-    int invocations = 0;
-    auto m = sluice::from(s) | sluice::batching(sluice::batch_size(1)) |
-             sluice::retry(sluice::maximum_retry_attempts(2)) | sluice::report_batch_item_failures |
-             sluice::on_failure(d) | sluice::invoke([&](const sluice::batch<R>& b) {
-               ++invocations;
-               return handler(b);
-             });
-    if (GetParam() == mode::run) {
-      sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
-    } else {
-      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(st));
-      ASSERT_TRUE(r.wait_until_caught_up(60s));
-    }
-    EXPECT_EQ(invocations, 1);
-    EXPECT_EQ(d.size(), 0u);
-    EXPECT_EQ(st.load("sluice", 0), 1u);
-  };
-  check_report([](const sluice::batch<R>&) { return sluice::batch_item_failures{}; });
-  check_report(
-      [](const sluice::batch<R>&) { return std::optional<sluice::batch_item_failures>{}; });
+  const auto no_report = one_record<false>(GetParam(), clock, [](const sluice::batch<R>&) {});
+  const auto empty = one_record<true>(
+      GetParam(), clock, [](const sluice::batch<R>&) { return sluice::batch_item_failures{}; });
+  const auto absent = one_record<true>(GetParam(), clock, [](const sluice::batch<R>&) {
+    return std::optional<sluice::batch_item_failures>{};
+  });
+  for (const auto* out : {&no_report, &empty, &absent}) {
+    EXPECT_EQ(out->invocations, 1);
+    EXPECT_TRUE(out->dead.empty());
+    EXPECT_EQ(out->checkpoint, 1u);
+  }
 }
 
 // S-5.8 without a destination: expired records are dropped, counted, and the checkpoint passes
@@ -383,8 +379,9 @@ TEST_P(FailureTraces, C18_EmptyOrAbsentReportIsSuccess) {
 TEST_P(FailureTraces, RecordAgeDropWithoutDestinationIsCountedAndCheckpointed) {
   put(3);
   clock.advance(2h);
-  auto snapshot = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
-                        sluice::retry(sluice::maximum_record_age(1h)) | sluice::invoke(record_call()));
+  auto snapshot =
+      drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+            sluice::retry(sluice::maximum_record_age(1h)) | sluice::invoke(record_call()));
   EXPECT_EQ(calls.size(), 0u);
   EXPECT_EQ(snapshot.total.dropped_event_count, 3u);
   EXPECT_EQ(checkpoint(), 3u);
