@@ -343,20 +343,19 @@ namespace detail {
 /// Runs the fused per-record stages on one record: returns false when a filter drops it,
 /// otherwise passes the (transformed) record to emit and returns what emit returns.
 template <std::size_t I, class Stages, class Rec, class Emit>
-inline bool run_per_record(Stages& stages, const Rec& r, Emit& emit) {
+inline bool run_per_record(Stages& stages, Rec&& r, Emit& emit) {
   if constexpr (I == decltype(hana::size(stages))::value) {
-    return emit(r);
+    return emit(std::forward<Rec>(r));  // a transform's result is moved into the batch
   } else {
     auto& stage = stages[hana::size_c<I>];
     using st = std::remove_cvref_t<decltype(stage)>;
     if constexpr (is_filter<st>) {
-      if (!static_cast<bool>(call_on_record(stage.pred, r))) return false;
-      return run_per_record<I + 1>(stages, r, emit);
+      if (!static_cast<bool>(call_on_record(stage.pred, std::as_const(r)))) return false;
+      return run_per_record<I + 1>(stages, std::forward<Rec>(r), emit);
     } else if constexpr (is_transform<st>) {
-      const auto out = apply_transform(stage.fn, r);
-      return run_per_record<I + 1>(stages, out, emit);
+      return run_per_record<I + 1>(stages, apply_transform(stage.fn, std::as_const(r)), emit);
     } else {
-      return run_per_record<I + 1>(stages, r, emit);
+      return run_per_record<I + 1>(stages, std::forward<Rec>(r), emit);
     }
   }
 }

@@ -43,30 +43,29 @@ class range_source {
 
   template <class Visit>
   std::size_t read(shard_id_t, sequence_number_t after, std::size_t max, Visit&& visit) {
-    if (after < position_) restart();
-    std::size_t consumed = 0;
-    while (consumed < max && it_ != std::ranges::end(range_)) {
-      if constexpr (wraps) {
-        if (position_ < after) {  // skip to the resume point
-          ++it_;
-          ++position_;
-          continue;
-        }
-        const record_type r{0, position_ + 1, created_, *it_};
-        if (!visit(std::as_const(r))) break;
-      } else {
-        const element& r = *it_;
-        if (sluice::sequence_number(r) <= after) {
-          ++it_;
-          ++position_;
-          continue;
-        }
-        if (!visit(r)) break;
-      }
-      ++it_;
-      ++position_;
-      ++consumed;
+    // The cursor lives in locals for the loop: the per-record path is the hot path of run().
+    auto it = it_;
+    const auto end = std::ranges::end(range_);
+    sequence_number_t last = last_;
+    if (after < last) {  // reading again from further back (a retry-bypass catch-up)
+      it = std::ranges::begin(range_);
+      last = 0;
     }
+    for (; it != end && next_sequence(*it, last) <= after; ++it) last = next_sequence(*it, last);
+    std::size_t consumed = 0;
+    for (; consumed < max && it != end; ++it, ++consumed) {
+      if constexpr (wraps) {
+        const record_type r{0, last + 1, created_, *it};
+        if (!visit(std::as_const(r))) break;
+        ++last;
+      } else {
+        const element& r = *it;
+        if (!visit(r)) break;
+        last = sluice::sequence_number(r);
+      }
+    }
+    it_ = it;
+    last_ = last;
     return consumed;
   }
 
@@ -91,7 +90,7 @@ class range_source {
   }
 
   sequence_number_t last_sequence(shard_id_t) const {
-    if (!last_) {
+    if (!last_sequence_) {
       sequence_number_t last = 0;
       for (auto&& e : const_cast<Range&>(range_)) {
         if constexpr (wraps)
@@ -99,25 +98,28 @@ class range_source {
         else
           last = sluice::sequence_number(e);
       }
-      last_ = last;
+      last_sequence_ = last;
     }
-    return *last_;
+    return *last_sequence_;
   }
 
   void subscribe(data_listener*) noexcept {}
   void unsubscribe(data_listener*) noexcept {}
 
  private:
-  void restart() {
-    it_ = std::ranges::begin(range_);
-    position_ = 0;
+  template <class E>
+  static sequence_number_t next_sequence(const E& e, sequence_number_t last) noexcept {
+    if constexpr (wraps)
+      return last + 1;
+    else
+      return sluice::sequence_number(e);
   }
 
   Range range_;
   std::ranges::iterator_t<Range> it_;
-  sequence_number_t position_ = 0;  // elements passed so far
+  sequence_number_t last_ = 0;  // sequence number of the last element passed
   time_point created_;
-  mutable std::optional<sequence_number_t> last_;
+  mutable std::optional<sequence_number_t> last_sequence_;
 };
 
 SLUICE_END_NAMESPACE

@@ -61,14 +61,43 @@ struct payload_traits {
   }
 };
 
+namespace detail {
+template <class Payload>
+concept sized_container = has_size_member<Payload> && requires {
+  typename Payload::value_type;
+};
+}  // namespace detail
+
+/// Fixed-size payloads (no size() and value_type): every payload of the type has the same size,
+/// which lets the batcher skip per-record byte counting. A user specialization of
+/// payload_traits without constant_size is always counted.
+template <class Payload>
+requires(!detail::sized_container<Payload>) struct payload_traits<Payload> {
+  static constexpr std::size_t constant_size = sizeof(Payload);
+  static std::size_t size_bytes(const Payload&) noexcept { return sizeof(Payload); }
+};
+
 /// Adapter for a user record type. The primary template reads the member functions
 /// partition_key(), sequence_number(), arrival_time() and, optionally, payload_size_bytes();
 /// specialize it to adapt a type you cannot change.
 template <class T>
 struct record_traits {};
 
+namespace detail {
+/// Gives record_traits a constant_payload_size when the record's payload has one.
+template <class T>
+struct constant_payload_size_of {};
+template <class T>
+requires requires(const T& r) {
+  payload_traits<std::remove_cvref_t<decltype(r.payload)>>::constant_size;
+} &&(!requires(const T& r) { r.payload_size_bytes(); }) struct constant_payload_size_of<T> {
+  static constexpr std::size_t constant_payload_size = payload_traits<
+      std::remove_cvref_t<decltype(std::declval<const T&>().payload)>>::constant_size;
+};
+}  // namespace detail
+
 template <detail::has_record_members T>
-struct record_traits<T> {
+struct record_traits<T> : detail::constant_payload_size_of<T> {
   static decltype(auto) partition_key(const T& r) noexcept(noexcept(r.partition_key())) {
     return r.partition_key();
   }

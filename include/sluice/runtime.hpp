@@ -117,16 +117,15 @@ class runtime {
   bool wait_until_caught_up(std::chrono::nanoseconds timeout) {
     std::vector<sequence_number_t> target;
     for (auto& s : engine_.shards()) target.push_back(engine_.source().last_sequence(s->id));
-    auto caught_up = [&] {
-      for (auto& s : engine_.shards())
-        if (s->checkpoint.load(std::memory_order_acquire) < target[s->id]) return false;
-      return true;
-    };
     std::unique_lock lock(caught_up_mutex_);
+    targets_.push_back(&target);
+    waiters_.fetch_add(1, std::memory_order_seq_cst);  // Dekker pair with poll()'s notify
     const bool ok = caught_up_cv_.wait_for(
-        lock, timeout, [&] { return caught_up() || stopping_.load() || failure() != nullptr; });
+        lock, timeout, [&] { return reached(target) || stopping_.load() || failure() != nullptr; });
+    waiters_.fetch_sub(1, std::memory_order_seq_cst);
+    std::erase(targets_, &target);
     if (auto e = failure()) std::rethrow_exception(e);
-    return ok && caught_up();
+    return ok && reached(target);
   }
 
   metrics_snapshot metrics() const { return engine_.metrics(); }
@@ -144,6 +143,12 @@ class runtime {
     if (p.sleeping.load(std::memory_order_seq_cst) && p.sleeping.exchange(false)) {
       engine_.clock().wake(p.parked);
     }
+  }
+
+  bool reached(const std::vector<sequence_number_t>& target) {
+    for (auto& s : engine_.shards())
+      if (s->checkpoint.load(std::memory_order_seq_cst) < target[s->id]) return false;
+    return true;
   }
 
   // Through the lock, so a waiter between its check and its wait cannot miss it.
@@ -185,7 +190,12 @@ class runtime {
           }
           advanced |= engine_.update_checkpoint(*s);
         }
-        if (advanced) notify_caught_up();
+        // Waiters are woken when one of them is caught up, not on every advance.
+        if (advanced && waiters_.load(std::memory_order_seq_cst) > 0) {
+          std::lock_guard lock(caught_up_mutex_);
+          if (std::ranges::any_of(targets_, [&](const auto* t) { return reached(*t); }))
+            caught_up_cv_.notify_all();
+        }
         if (moved) continue;
         p.sleeping.store(true, std::memory_order_seq_cst);
         if (!p.pending.load(std::memory_order_seq_cst) && !stopping_.load()) {
@@ -283,6 +293,8 @@ class runtime {
   std::exception_ptr failure_;
   std::mutex caught_up_mutex_;
   std::condition_variable caught_up_cv_;
+  std::vector<const std::vector<sequence_number_t>*> targets_;  // of the waiters, under the mutex
+  std::atomic<int> waiters_{0};
   std::atomic<std::int64_t> queued_{0};  // jobs in ready_ as poller and workers account them
 };
 

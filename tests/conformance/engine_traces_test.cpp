@@ -212,3 +212,22 @@ TEST(EngineRetention, RunEndsWhenRetentionTrimmedTheRest) {
                              sluice::with_clock(clock));
   EXPECT_EQ(m.total.polled_event_count, 0u);
 }
+
+// S-2.3: with window 0 a batch is what is available now, up to batch_size: the reader's chunk
+// size must not cut batches short when more records are already there.
+TEST_F(Engine, WindowZeroBatchesAreFullWhenRecordsAreAvailable) {
+  put(5000);
+  sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(1000)) |
+                  sluice::invoke(record_call()),
+              sluice::with_clock(clock));
+  EXPECT_EQ(calls.str(), "[1-1000] [1001-2000] [2001-3000] [3001-4000] [4001-5000]");
+  sluice::memory_stream<int, std::string, sluice::manual_clock> threaded{1, clock};
+  for (int i = 0; i < 2500; ++i) threaded.put("k", i);
+  trace seen;
+  auto running = sluice::start(
+      sluice::from(threaded) | sluice::batching(sluice::batch_size(1000)) |
+          sluice::invoke([&](const sluice::batch<R>& b) { seen.record(b, clock.now()); }),
+      sluice::with_clock(clock));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  EXPECT_EQ(seen.str(), "[1-1000] [1001-2000] [2001-2500]");
+}

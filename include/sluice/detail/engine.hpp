@@ -89,6 +89,11 @@ class engine {
         retry(traits::retry(mapping_)),
         stream_name(std::string(source().name())) {
     const std::uint32_t lanes = traits::lanes(mapping_);
+    if constexpr (requires { record_traits<record_type>::constant_payload_size; }) {
+      count_bytes_ =
+          std::size_t{batching_.batch_size} * record_traits<record_type>::constant_payload_size >
+          batching_.maximum_payload_bytes;
+    }
     const std::uint32_t n = source().shard_count();
     shards_.reserve(n);
     for (shard_id_t id = 0; id < n; ++id) {
@@ -134,12 +139,16 @@ class engine {
   /// stays below the first record it skipped (S-3.3 failure isolation with bounded memory).
   bool poll(shard_state& s, time_point now, std::vector<lane*>& submitted,
             time_point& next_deadline, std::size_t chunk, bool flush = false) {
-    bool progress = dispatch_ready(s, now, submitted, flush);
+    // S-2.3: with window 0 a batch is what is available now, so a partial batch waits until
+    // the reader has taken everything the source holds (a read shorter than the chunk).
+    const bool zero_window = batching_.maximum_batching_window == duration::zero();
+    bool progress = dispatch_ready(s, now, submitted, flush, !zero_window);
     read_counts counts;
     for (auto& l : s.lanes) {
       if (l->bypassed_from != 0 && !l->busy.load(std::memory_order_acquire))
         progress |= catch_up(s, *l, now, submitted, chunk, counts);
     }
+    sequence_number_t position = s.position;  // a local in the per-record loop
     auto visit = [&](const source_record& r) -> bool {
       lane& l = route(s, r);
       const sequence_number_t seq = sluice::sequence_number(r);
@@ -153,13 +162,15 @@ class engine {
           counts.add(taken);
         }
       }
-      s.position = seq;
+      position = seq;
       return true;
     };
-    if (source().read(s.id, s.position, chunk, visit) > 0) progress = true;
+    const std::size_t consumed = source().read(s.id, s.position, chunk, visit);
+    s.position = position;
+    if (consumed > 0) progress = true;
     if (counts.polled > 0) live_counters::add(s.counters.polled, counts.polled);
     if (counts.filtered > 0) live_counters::add(s.counters.filtered_out, counts.filtered);
-    progress |= dispatch_ready(s, now, submitted, flush);
+    progress |= dispatch_ready(s, now, submitted, flush, !zero_window || consumed < chunk);
     for (auto& l : s.lanes) {  // a busy lane's completion wakes the poller; no deadline needed
       if (l->fill_n > 0 && !l->busy.load(std::memory_order_acquire))
         next_deadline = std::min(next_deadline, l->fill_deadline);
@@ -216,7 +227,7 @@ class engine {
     if (cp <= s.saved) return false;
     store_->save(name_, s.id, cp);
     s.saved = cp;
-    s.checkpoint.store(cp, std::memory_order_release);
+    s.checkpoint.store(cp, std::memory_order_seq_cst);  // read by caught-up waiters (runtime)
     return true;
   }
 
@@ -271,24 +282,27 @@ class engine {
       dispatch(l, submitted);
     }
     bool refused = false;
-    auto emit = [&](const record_type& out) -> bool {
-      const std::size_t bytes = sluice::payload_size_bytes(out);
-      if (l.fill_n > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
-        l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
-        if (l.busy.load(std::memory_order_acquire)) {
-          refused = true;
-          return false;
+    auto emit = [&](auto&& out) -> bool {
+      std::size_t bytes = 0;
+      if (count_bytes_) {
+        bytes = sluice::payload_size_bytes(out);
+        if (l.fill_n > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
+          l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
+          if (l.busy.load(std::memory_order_acquire)) {
+            refused = true;
+            return false;
+          }
+          dispatch(l, submitted);
         }
-        dispatch(l, submitted);
       }
       if (l.fill_n == 0) {
         l.fill_front = seq;
         l.fill_deadline = now + batching_.maximum_batching_window;
       }
       if (l.fill.size() > l.fill_n)
-        l.fill[l.fill_n] = out;
+        l.fill[l.fill_n] = std::forward<decltype(out)>(out);
       else
-        l.fill.push_back(out);
+        l.fill.push_back(std::forward<decltype(out)>(out));
       ++l.fill_n;
       l.fill_bytes += bytes;
       if (l.fill_n == batching_.batch_size && !l.busy.load(std::memory_order_acquire))
@@ -329,12 +343,16 @@ class engine {
     return moved;
   }
 
-  bool dispatch_ready(shard_state& s, time_point now, std::vector<lane*>& submitted, bool flush) {
+  /// Hands over every free lane's batch that is closed: full, over the byte cap, flushed, or
+  /// (when `window_may_close`) past its batching window.
+  bool dispatch_ready(shard_state& s, time_point now, std::vector<lane*>& submitted, bool flush,
+                      bool window_may_close) {
     bool any = false;
     for (auto& lp : s.lanes) {
       lane& l = *lp;
       if (l.fill_n == 0 || l.busy.load(std::memory_order_acquire)) continue;
-      if (flush || l.fill_closed || l.fill_n >= batching_.batch_size || now >= l.fill_deadline) {
+      if (flush || l.fill_closed || l.fill_n >= batching_.batch_size ||
+          (window_may_close && now >= l.fill_deadline)) {
         dispatch(l, submitted);
         any = true;
       }
@@ -349,6 +367,9 @@ class engine {
   batching_config batching_;
   std::vector<std::unique_ptr<shard_state>> shards_;
   const std::atomic<bool>* stop_ = nullptr;
+  // False when every payload has the same size and a full batch stays under the cap: then the
+  // per-record byte accounting cannot close a batch and is skipped.
+  bool count_bytes_ = true;
 
  public:
   const retry_config retry;
