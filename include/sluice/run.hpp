@@ -46,10 +46,10 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
         const bool moved =
             e.poll(s, e.now(), submitted, next, chunk, flush || s.position >= end[s.id]);
         for (auto* l : submitted) {  // one batch at a time, each to completion
-          while (true) {
-            const detail::step_result r = e.run_job(*l);
-            if (r.done || stopped) break;
-            e.clock().sleep_until(r.wait_until, self);
+          while (true) {  // the lane's batches in order, each to completion
+            const auto r = e.run_job(*l);
+            if (stopped || (r.done && !r.more)) break;
+            if (!r.done) e.clock().sleep_until(r.wait_until, self);
           }
           // Always safe: the checkpoint only covers finished records (an abandoned batch is not).
           e.update_checkpoint(s);

@@ -61,7 +61,7 @@ class runtime {
     if (pollers == 0) pollers = std::max(1u, hw / 4);
     pollers = std::min<std::uint32_t>(pollers, static_cast<std::uint32_t>(shards.size()));
     if (workers == 0) workers = hw;
-    ready_ = std::make_unique<job_queue>(lanes + 64, pollers);
+    ready_ = std::make_unique<job_queue>(lanes + 64, pollers + workers);
     chunk_ = std::max<std::size_t>(1024, engine_.batching().batch_size);
 
     for (std::uint32_t i = 0; i < pollers; ++i) {
@@ -221,6 +221,7 @@ class runtime {
 
   void work(worker& self) {
     auto token = ready_->make_consumer_token();
+    auto requeue = ready_->make_producer_token();
     try {
       while (!stopping_.load(std::memory_order_relaxed)) {
         // A due retry first, then one queued batch: one job at a time leaves the rest to the
@@ -240,19 +241,28 @@ class runtime {
           self.idle.store(false, std::memory_order_seq_cst);
           continue;
         }
-        run(*job);
+        run(*job, requeue);
       }
     } catch (...) {
       fail(std::current_exception());
     }
   }
 
-  void run(lane& l) {
-    const step_result r = engine_.run_job(l);
-    // The poller looks again when a lane frees up, and also when it starts retrying: a reader
-    // stopped on that lane may now bypass it (engine::poll).
-    nudge(*pollers_[l.shard->id % pollers_.size()]);
-    if (r.done) return;
+  void run(lane& l, job_queue::producer_token& requeue) {
+    const auto r = engine_.run_job(l);
+    // The poller looks again when the lane's ring runs low (not after every batch: it fills
+    // several ahead), and when the lane starts retrying: a reader stopped on it may now bypass
+    // it (engine::poll).
+    if (!r.done || engine_.waiting_batches(l) <= Engine::slots / 2)
+      nudge(*pollers_[l.shard->id % pollers_.size()]);
+    if (r.done) {
+      if (r.more) {  // the lane's next batch has begun: back in line, behind the other lanes
+        void* job = &l;
+        ready_->push(requeue, &job, 1);
+        queued_.fetch_add(1, std::memory_order_seq_cst);
+      }
+      return;
+    }
     l.due = r.wait_until;
     bool earliest = false;
     {

@@ -186,8 +186,10 @@ TEST(Concurrency, ReaderStoppedBySlowLaneBypassesItOnceItStartsRetrying) {
       b = key;
   }
   sluice::memory_stream<int> stream(1);
-  for (int i = 0; i < 21; ++i)
-    stream.put(a, i);  // 10 in flight, 10 filling, the 21st stops the reader
+  // Lane a's ring takes batches_per_lane batches of 10 (one in flight); the next record stops
+  // the reader.
+  const int ring = static_cast<int>(sluice::batches_per_lane) * 10;
+  for (int i = 0; i <= ring; ++i) stream.put(a, i);
   for (int i = 0; i < 20; ++i) stream.put(b, i);
   std::atomic<bool> go{false};
   std::atomic<int> b_done{0};
@@ -203,7 +205,9 @@ TEST(Concurrency, ReaderStoppedBySlowLaneBypassesItOnceItStartsRetrying) {
             b_done += static_cast<int>(batch.size());
           }),
       sluice::workers(2));
-  ASSERT_TRUE(eventually([&] { return running.metrics().total.polled_event_count == 20; }));
+  ASSERT_TRUE(eventually([&] {
+    return running.metrics().total.polled_event_count == static_cast<std::uint64_t>(ring);
+  }));
   go = true;
   EXPECT_TRUE(eventually([&] { return b_done.load() == 20; }, 30s)) << b_done.load();
   EXPECT_EQ(running.metrics().shards[0].checkpoint, 0u);
@@ -284,7 +288,7 @@ TEST(Concurrency, SlowHandlerSlowsReaderAndBufferStaysBounded) {
                                    }),
                                sluice::workers(2));
   const std::size_t bound = running.buffer_bound();
-  EXPECT_EQ(bound, 2u * 2u * 2u * 50u);
+  EXPECT_EQ(bound, 2u * 2u * sluice::batches_per_lane * 50u);  // shards x P x slots x batch
   std::uint64_t max_buffered = 0;
   std::uint64_t max_behind = 0;
   for (int i = 0; i < 50'000; ++i) {

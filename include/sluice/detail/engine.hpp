@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -22,6 +23,11 @@
 #include "sluice/metrics.hpp"
 
 SLUICE_BEGIN_NAMESPACE
+
+/// Batches one lane buffers: the one being filled and up to three closed ones, the oldest in
+/// flight. So a mapping holds at most shards x P x batches_per_lane x batch_size records.
+inline constexpr std::uint32_t batches_per_lane = 4;
+
 namespace detail {
 
 inline constexpr sequence_number_t none_in_flight = std::numeric_limits<sequence_number_t>::max();
@@ -49,26 +55,43 @@ class engine {
 
   struct shard_state;
 
-  /// One lane of a shard: the batch being filled (the poller's) and the batch in flight (its
-  /// worker's while busy). A lane holds at most 2 x batch_size records.
+  static constexpr std::uint32_t slots = batches_per_lane;
+
+  /// One lane of a shard: a ring of batch slots. Batches [head, closed) belong to the worker
+  /// side, in order (only the oldest is in flight: S-3.2); slot `closed` is the poller's, being
+  /// filled. A worker that finishes a batch goes on to the next closed one itself, so the poller
+  /// and the workers meet only when the ring runs empty or full.
   struct lane {
     explicit lane(std::uint64_t seed) : job(seed) {}
-    std::vector<record_type> fill;
-    std::uint32_t fill_n = 0;
+    struct slot {
+      std::vector<record_type> records;
+      std::uint32_t n = 0;
+      std::atomic<sequence_number_t> unfinished{none_in_flight};  // oldest unfinished record
+    };
+    std::array<slot, slots> ring;
+    std::atomic<std::uint64_t> closed{0};  // batches closed so far (the poller's counter)
+    std::atomic<std::uint64_t> head{0};    // batches finished so far (the worker side's)
+    std::atomic<bool> busy{false};         // a worker side owns the lane: job runs batch `head`
+
+    // The poller's, for the batch being filled (slot `closed`):
     std::size_t fill_bytes = 0;
     bool fill_closed = false;  // the next record would go over maximum_payload_bytes
     time_point fill_deadline = far_future;
     sequence_number_t fill_front = 0;
 
-    std::vector<record_type> flight;
-    std::uint32_t flight_n = 0;
     job_type job;
-    std::atomic<bool> busy{false};
-    std::atomic<sequence_number_t> flight_front{none_in_flight};
     std::atomic<bool> retrying{false};    // the batch in flight has failed and waits to retry
     sequence_number_t bypassed_from = 0;  // poller's: first record skipped while retrying (0: none)
     shard_state* shard = nullptr;
     time_point due{};  // when a waiting job is to run again
+
+    slot& filling() noexcept { return ring[closed.load(std::memory_order_relaxed) % slots]; }
+    std::uint32_t fill_n() noexcept { return filling().n; }
+    /// Another batch can be closed: the ring has a free slot to fill next.
+    bool can_close() const noexcept {
+      return closed.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire) <
+             slots - 1;
+    }
   };
 
   struct shard_state {
@@ -145,7 +168,7 @@ class engine {
     bool progress = dispatch_ready(s, now, submitted, flush, !zero_window);
     read_counts counts;
     for (auto& l : s.lanes) {
-      if (l->bypassed_from != 0 && !l->busy.load(std::memory_order_acquire))
+      if (l->bypassed_from != 0 && l->can_close())
         progress |= catch_up(s, *l, now, submitted, chunk, counts);
     }
     sequence_number_t position = s.position;  // a local in the per-record loop
@@ -171,52 +194,71 @@ class engine {
     if (counts.polled > 0) live_counters::add(s.counters.polled, counts.polled);
     if (counts.filtered > 0) live_counters::add(s.counters.filtered_out, counts.filtered);
     progress |= dispatch_ready(s, now, submitted, flush, !zero_window || consumed < chunk);
-    for (auto& l : s.lanes) {  // a busy lane's completion wakes the poller; no deadline needed
-      if (l->fill_n > 0 && !l->busy.load(std::memory_order_acquire))
+    for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
+      if (l->fill_n() > 0 && l->can_close())
         next_deadline = std::min(next_deadline, l->fill_deadline);
     }
     return progress;
   }
 
-  /// Hands the lane's filled batch over: it becomes the batch in flight.
+  /// Closes the lane's filling batch (the ring has room: can_close()); if no worker side owns
+  /// the lane, claims it and hands it to the driver through `submitted`.
   void dispatch(lane& l, std::vector<lane*>& submitted) {
-    std::swap(l.fill, l.flight);
-    l.flight_n = l.fill_n;
-    l.fill_n = 0;
+    typename lane::slot& done = l.filling();
+    done.unfinished.store(sluice::sequence_number(done.records[0]), std::memory_order_release);
+    l.closed.fetch_add(1, std::memory_order_seq_cst);  // Dekker pair with finish_batch()
+    l.filling().n = 0;
     l.fill_bytes = 0;
     l.fill_closed = false;
     l.fill_deadline = far_future;
-    l.flight_front.store(sluice::sequence_number(l.flight[0]), std::memory_order_release);
-    l.busy.store(true, std::memory_order_relaxed);
-    l.job.begin(std::span<const record_type>(l.flight.data(), l.flight_n), l.shard->id);
-    submitted.push_back(&l);
+    if (try_claim(l)) {
+      begin_batch(l);
+      submitted.push_back(&l);
+    }
   }
 
-  /// Runs a lane's job until it is done or must wait. Returns the job's result; when done, the
-  /// lane is free again.
-  step_result run_job(lane& l) {
-    auto publish = [&l](std::size_t finished) {
-      l.flight_front.store(
-          finished < l.flight_n ? sluice::sequence_number(l.flight[finished]) : none_in_flight,
-          std::memory_order_release);
+  struct job_result {
+    bool done;              // the batch is finished (or abandoned on stop: then !more)
+    bool more;              // done, and the lane's next batch has begun: run the lane again
+    time_point wait_until;  // when !done: run again at or after this time
+  };
+
+  /// Runs the lane's current batch until it is finished or must wait. When finished, the
+  /// worker side moves on to the next closed batch itself (`more`) or releases the lane.
+  job_result run_job(lane& l) {
+    typename lane::slot& current = l.ring[l.head.load(std::memory_order_relaxed) % slots];
+    auto publish = [&current](std::size_t finished) {
+      current.unfinished.store(finished < current.n
+                                   ? sluice::sequence_number(current.records[finished])
+                                   : none_in_flight,
+                               std::memory_order_release);
     };
     const step_result r = l.job.step(*this, l.shard->counters, publish);
     l.retrying.store(!r.done, std::memory_order_release);
-    if (r.done) {  // also when the last records were dropped without a publish
-      l.flight_front.store(none_in_flight, std::memory_order_release);
-      l.busy.store(false, std::memory_order_release);
-    }
-    return r;
+    if (!r.done) return {false, false, r.wait_until};
+    current.unfinished.store(none_in_flight, std::memory_order_release);  // also after drops
+    return {true, finish_batch(l), {}};
   }
 
-  /// S-3.3: every record <= the result is finished.
-  sequence_number_t checkpoint_of(const shard_state& s) const {
+  /// Batches waiting in the lane's ring, not counting the one in flight.
+  std::uint64_t waiting_batches(const lane& l) const noexcept {
+    return l.closed.load(std::memory_order_acquire) - l.head.load(std::memory_order_acquire);
+  }
+
+  /// S-3.3: every record <= the result is finished. Called by the poller (slot `closed` and
+  /// the fill state are its own).
+  sequence_number_t checkpoint_of(shard_state& s) const {
     sequence_number_t cp = s.position;
-    for (const auto& l : s.lanes) {
-      if (l->fill_n > 0) cp = std::min(cp, l->fill_front - 1);
+    for (auto& l : s.lanes) {
+      if (l->fill_n() > 0) cp = std::min(cp, l->fill_front - 1);
       if (l->bypassed_from != 0) cp = std::min(cp, l->bypassed_from - 1);
-      const sequence_number_t f = l->flight_front.load(std::memory_order_acquire);
-      if (f != none_in_flight) cp = std::min(cp, f - 1);
+      // A batch leaves [head, closed) only when all of it is finished, so every unfinished
+      // record is in one of these slots (a stale head only adds finished slots).
+      const std::uint64_t closed = l->closed.load(std::memory_order_relaxed);
+      for (std::uint64_t b = l->head.load(std::memory_order_acquire); b < closed; ++b) {
+        const sequence_number_t f = l->ring[b % slots].unfinished.load(std::memory_order_acquire);
+        if (f != none_in_flight) cp = std::min(cp, f - 1);
+      }
     }
     return cp;
   }
@@ -252,7 +294,7 @@ class engine {
 
   /// The most records the mapping can hold between the source and the handler.
   std::size_t buffer_bound() const {
-    return shards_.size() * traits::lanes(const_cast<M&>(mapping_)) * 2 * batching_.batch_size;
+    return shards_.size() * traits::lanes(const_cast<M&>(mapping_)) * slots * batching_.batch_size;
   }
 
  private:
@@ -260,6 +302,45 @@ class engine {
     if (s.lanes.size() == 1) return *s.lanes[0];
     const auto lanes = static_cast<std::uint32_t>(s.lanes.size());
     return *s.lanes[lane_for(key_hash(sluice::partition_key(r)), lanes)];
+  }
+
+  void begin_batch(lane& l) {
+    typename lane::slot& b = l.ring[l.head.load(std::memory_order_relaxed) % slots];
+    l.job.begin(std::span<const record_type>(b.records.data(), b.n), l.shard->id);
+  }
+
+  /// The worker side finished batch `head`: begins the next closed one (returns true, the lane
+  /// stays owned) or releases the lane (false).
+  bool finish_batch(lane& l) {
+    const std::uint64_t next = l.head.load(std::memory_order_relaxed) + 1;
+    l.head.store(next, std::memory_order_seq_cst);
+    if (next < l.closed.load(std::memory_order_seq_cst)) {
+      begin_batch(l);
+      return true;
+    }
+    l.busy.store(false, std::memory_order_seq_cst);
+    if (try_claim(l)) {  // a batch closed meanwhile: exactly one side claims it
+      begin_batch(l);
+      return true;
+    }
+    return false;
+  }
+
+  /// Takes ownership of the lane's worker side if it is free and a closed batch is waiting.
+  /// Both the poller (after closing) and a worker (after releasing) call it; with seq_cst on
+  /// busy, head and closed, a waiting batch is never left unowned, and an owner always has a
+  /// batch: another side may have run it between the close and the claim.
+  static bool try_claim(lane& l) {
+    while (true) {
+      if (l.busy.load(std::memory_order_seq_cst) ||
+          l.busy.exchange(true, std::memory_order_seq_cst))
+        return false;
+      if (l.head.load(std::memory_order_seq_cst) < l.closed.load(std::memory_order_seq_cst))
+        return true;
+      l.busy.store(false, std::memory_order_seq_cst);
+      if (l.head.load(std::memory_order_seq_cst) >= l.closed.load(std::memory_order_seq_cst))
+        return false;
+    }
   }
 
   enum class offer_result { taken, filtered, blocked };
@@ -277,8 +358,8 @@ class engine {
   /// on size and bytes (S-2.1). `blocked`: l cannot take it now (full, and its batch in flight).
   offer_result offer(lane& l, const source_record& r, sequence_number_t seq, time_point now,
                      std::vector<lane*>& submitted) {
-    if (l.fill_n == batching_.batch_size || l.fill_closed) {
-      if (l.busy.load(std::memory_order_acquire)) return offer_result::blocked;
+    if (l.fill_n() == batching_.batch_size || l.fill_closed) {
+      if (!l.can_close()) return offer_result::blocked;
       dispatch(l, submitted);
     }
     bool refused = false;
@@ -286,27 +367,27 @@ class engine {
       std::size_t bytes = 0;
       if (count_bytes_) {
         bytes = sluice::payload_size_bytes(out);
-        if (l.fill_n > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
+        if (l.fill_n() > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
           l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
-          if (l.busy.load(std::memory_order_acquire)) {
+          if (!l.can_close()) {
             refused = true;
             return false;
           }
           dispatch(l, submitted);
         }
       }
-      if (l.fill_n == 0) {
+      typename lane::slot& b = l.filling();
+      if (b.n == 0) {
         l.fill_front = seq;
         l.fill_deadline = now + batching_.maximum_batching_window;
       }
-      if (l.fill.size() > l.fill_n)
-        l.fill[l.fill_n] = std::forward<decltype(out)>(out);
+      if (b.records.size() > b.n)
+        b.records[b.n] = std::forward<decltype(out)>(out);
       else
-        l.fill.push_back(std::forward<decltype(out)>(out));
-      ++l.fill_n;
+        b.records.push_back(std::forward<decltype(out)>(out));
+      ++b.n;
       l.fill_bytes += bytes;
-      if (l.fill_n == batching_.batch_size && !l.busy.load(std::memory_order_acquire))
-        dispatch(l, submitted);
+      if (b.n == batching_.batch_size && l.can_close()) dispatch(l, submitted);
       return true;
     };
     if (run_per_record<0>(mapping_.stages, r, emit)) return offer_result::taken;
@@ -350,8 +431,8 @@ class engine {
     bool any = false;
     for (auto& lp : s.lanes) {
       lane& l = *lp;
-      if (l.fill_n == 0 || l.busy.load(std::memory_order_acquire)) continue;
-      if (flush || l.fill_closed || l.fill_n >= batching_.batch_size ||
+      if (l.fill_n() == 0 || !l.can_close()) continue;
+      if (flush || l.fill_closed || l.fill_n() >= batching_.batch_size ||
           (window_may_close && now >= l.fill_deadline)) {
         dispatch(l, submitted);
         any = true;
