@@ -79,21 +79,23 @@ const std::vector<char>& poison_set(int rate_bp) {
   if (p.empty()) {
     p.assign(kRecords + 1, 0);
     for (std::size_t seq = 1; seq <= kRecords; ++seq)
-      p[seq] = static_cast<char>(splitmix(seq * 7919) % 10000 < static_cast<std::uint64_t>(rate_bp));
+      p[seq] =
+          static_cast<char>(splitmix(seq * 7919) % 10000 < static_cast<std::uint64_t>(rate_bp));
   }
   return p;
 }
 
 struct poison_stats {
-  std::size_t poison = 0;           // poison records
-  std::size_t poisoned_batches = 0; // 100-record batches (of the clean run) holding poison
+  std::size_t poison = 0;            // poison records
+  std::size_t poisoned_batches = 0;  // 100-record batches (of the clean run) holding poison
 };
 poison_stats stats_of(int rate_bp) {
   const auto& p = poison_set(rate_bp);
   poison_stats s;
   for (std::size_t b = 0; b < kRecords / kBatch + 1; ++b) {
     bool any = false;
-    for (std::size_t i = b * kBatch + 1; i <= std::min<std::size_t>(kRecords, (b + 1) * kBatch); ++i) {
+    for (std::size_t i = b * kBatch + 1; i <= std::min<std::size_t>(kRecords, (b + 1) * kBatch);
+         ++i) {
       s.poison += p[i] != 0;
       any |= p[i] != 0;
     }
@@ -131,7 +133,9 @@ double worst_per_poison(const outcome& o, const std::vector<char>& poison) {
   double worst = 0;
   for (std::size_t b = 0; b < o.calls.size(); ++b) {
     std::size_t k = 0;
-    for (std::size_t i = b * kBatch + 1; i <= std::min<std::size_t>(kRecords, (b + 1) * kBatch); ++i) k += poison[i] != 0;
+    for (std::size_t i = b * kBatch + 1; i <= std::min<std::size_t>(kRecords, (b + 1) * kBatch);
+         ++i)
+      k += poison[i] != 0;
     if (k > 0) worst = std::max(worst, static_cast<double>(o.calls[b]) / static_cast<double>(k));
   }
   return worst;
@@ -153,8 +157,10 @@ outcome run_mode(int m, const std::vector<char>& poison, sums_t& sums) {
   auto reporting = [&](const sluice::batch<R>& b) {
     sluice::batch_item_failures failed;
     for (const R& r : b) {
-      if (poison[r.sequence]) failed.add(r.sequence);
-      else sums[r.key] += r.payload;
+      if (poison[r.sequence])
+        failed.add(r.sequence);
+      else
+        sums[r.key] += r.payload;
     }
     return failed;
   };
@@ -168,27 +174,27 @@ outcome run_mode(int m, const std::vector<char>& poison, sums_t& sums) {
       break;
     case bisect:
       o.metrics = sluice::run(sluice::from(v) | batching() | retry() |
-                                  sluice::bisect_batch_on_function_error | sluice::on_failure(dest) |
-                                  sluice::invoke(throwing),
+                                  sluice::bisect_batch_on_function_error |
+                                  sluice::on_failure(dest) | sluice::invoke(throwing),
                               sluice::with_clock(clock));
       break;
     case partial:
-      o.metrics = sluice::run(sluice::from(v) | batching() | retry() | sluice::report_batch_item_failures |
-                                  sluice::on_failure(dest) | sluice::invoke(reporting),
-                              sluice::with_clock(clock));
+      o.metrics =
+          sluice::run(sluice::from(v) | batching() | retry() | sluice::report_batch_item_failures |
+                          sluice::on_failure(dest) | sluice::invoke(reporting),
+                      sluice::with_clock(clock));
       break;
     case per_rec:
-      o.metrics = sluice::run(
-          sluice::from(v) | batching() | retry() | sluice::report_batch_item_failures |
-              sluice::on_failure(dest) |
-              sluice::invoke(sluice::per_record(
-                  [&](const R& r) {
-                    if (poison[r.sequence]) return false;
-                    sums[r.key] += r.payload;
-                    return true;
-                  },
-                  sluice::skip_key_on_failure)),
-          sluice::with_clock(clock));
+      o.metrics = sluice::run(sluice::from(v) | batching() | retry() |
+                                  sluice::report_batch_item_failures | sluice::on_failure(dest) |
+                                  sluice::invoke(sluice::per_record(
+                                      [&](const R& r) {
+                                        if (poison[r.sequence]) return false;
+                                        sums[r.key] += r.payload;
+                                        return true;
+                                      },
+                                      sluice::skip_key_on_failure)),
+                              sluice::with_clock(clock));
       break;
   }
   return o;
@@ -207,16 +213,18 @@ void BM_failure(benchmark::State& state) {
   }
   const auto& t = o.metrics.total;
   if (t.succeeded_event_count + t.on_failure_destination_delivered_event_count != kRecords) {
-    std::fprintf(stderr, "failure_bench: %s/%d finished %llu + %llu of %zu records\n", mode_name(m), rate,
-                 static_cast<unsigned long long>(t.succeeded_event_count),
-                 static_cast<unsigned long long>(t.on_failure_destination_delivered_event_count), kRecords);
+    std::fprintf(stderr, "failure_bench: %s/%d finished %llu + %llu of %zu records\n", mode_name(m),
+                 rate, static_cast<unsigned long long>(t.succeeded_event_count),
+                 static_cast<unsigned long long>(t.on_failure_destination_delivered_event_count),
+                 kRecords);
     std::abort();
   }
   state.counters["invocations"] = static_cast<double>(t.invocations);
   state.counters["dlq_records"] = static_cast<double>(o.dlq_records);
   state.counters["dlq_good"] = static_cast<double>(o.dlq_good);
   state.counters["splits"] = static_cast<double>(t.bisect_splits);
-  if (m == retry_only || m == bisect) state.counters["worst_inv_per_poison"] = worst_per_poison(o, poison);
+  if (m == retry_only || m == bisect)
+    state.counters["worst_inv_per_poison"] = worst_per_poison(o, poison);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kRecords));
 }
 
@@ -232,7 +240,8 @@ void BM_policies(benchmark::State& state) {
     sluice::manual_clock clock(kStart, sluice::manual_clock::auto_advance);
     if (armed) {
       sluice::run(sluice::from(v) | sluice::batching(sluice::batch_size(kBatch)) |
-                      sluice::retry(sluice::maximum_retry_attempts(kRetries), sluice::maximum_record_age(1h)) |
+                      sluice::retry(sluice::maximum_retry_attempts(kRetries),
+                                    sluice::maximum_record_age(1h)) |
                       sluice::bisect_batch_on_function_error | sluice::report_batch_item_failures |
                       sluice::on_failure([&dead](const sluice::on_failure_record<R>&) { ++dead; }) |
                       sluice::invoke([&sums](const sluice::batch<R>& b) {
@@ -265,17 +274,18 @@ int main(int argc, char** argv) {
   (void)workload();
   for (int r : {0, 1, 10, 100}) (void)poison_set(r);
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(argc, argv, reporter,
-                                    {"--benchmark_repetitions=5",
-                                     "--benchmark_report_aggregates_only=true",
-                                     "--benchmark_enable_random_interleaving=true"}))
+  if (!sluice_bench::run_benchmarks(
+          argc, argv, reporter,
+          {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
+           "--benchmark_enable_random_interleaving=true"}))
     return 1;
 
   const double bound = 2 * std::ceil(std::log2(static_cast<double>(kBatch))) + 1 + kRetries;
-  std::printf("\n== failure handling: %zu records, batch_size %lld, R=%lld (medians) ==\n", kRecords,
-              static_cast<long long>(kBatch), static_cast<long long>(kRetries));
-  std::printf("%-8s %-7s %7s %9s %11s %10s %12s %10s %11s %10s\n", "mode", "poison", "records", "batches",
-              "M rec/s", "vs clean", "invocations", "inv/poison", "dlq records", "dlq good");
+  std::printf("\n== failure handling: %zu records, batch_size %lld, R=%lld (medians) ==\n",
+              kRecords, static_cast<long long>(kBatch), static_cast<long long>(kRetries));
+  std::printf("%-8s %-7s %7s %9s %11s %10s %12s %10s %11s %10s\n", "mode", "poison", "records",
+              "batches", "M rec/s", "vs clean", "invocations", "inv/poison", "dlq records",
+              "dlq good");
   for (int m : {retry_only, bisect, partial, per_rec}) {
     char clean_name[96];
     std::snprintf(clean_name, sizeof clean_name, "BM_failure/mode:%d/rate_bp:0", m);
@@ -287,14 +297,16 @@ int main(int argc, char** argv) {
       const poison_stats ps = stats_of(rate);
       const double inv = r.counter("invocations");
       const double per_poison =
-          ps.poison ? (inv - clean.counter("invocations") + static_cast<double>(ps.poisoned_batches)) /
-                          static_cast<double>(ps.poison)
-                    : 0;
+          ps.poison
+              ? (inv - clean.counter("invocations") + static_cast<double>(ps.poisoned_batches)) /
+                    static_cast<double>(ps.poison)
+              : 0;
       char rate_s[16];
       std::snprintf(rate_s, sizeof rate_s, "%.2f%%", rate / 100.0);
-      std::printf("%-8s %-7s %7zu %9zu %11.2f %10.3f %12.0f %10.2f %11.0f %10.0f\n", mode_name(m), rate_s,
-                  ps.poison, ps.poisoned_batches, r.rate() / 1e6, clean.rate() > 0 ? r.rate() / clean.rate() : 0,
-                  inv, per_poison, r.counter("dlq_records"), r.counter("dlq_good"));
+      std::printf("%-8s %-7s %7zu %9zu %11.2f %10.3f %12.0f %10.2f %11.0f %10.0f\n", mode_name(m),
+                  rate_s, ps.poison, ps.poisoned_batches, r.rate() / 1e6,
+                  clean.rate() > 0 ? r.rate() / clean.rate() : 0, inv, per_poison,
+                  r.counter("dlq_records"), r.counter("dlq_good"));
     }
   }
   std::printf("bisect bound per poison record in a batch of %lld: 2*ceil(log2 n) + 1 + R = %.0f\n",
@@ -305,10 +317,13 @@ int main(int argc, char** argv) {
     const poison_stats ps = stats_of(rate);
     const double inv = reporter.get(name).counter("invocations");
     const double clean = reporter.get("BM_failure/mode:1/rate_bp:0").counter("invocations");
-    const double per_poison = ps.poison ? (inv - clean + static_cast<double>(ps.poisoned_batches)) / static_cast<double>(ps.poison) : 0;
+    const double per_poison = ps.poison ? (inv - clean + static_cast<double>(ps.poisoned_batches)) /
+                                              static_cast<double>(ps.poison)
+                                        : 0;
     std::snprintf(label, sizeof label, "bisect mean inv per poison / bound (%.2f%%)", rate / 100.0);
     sluice_bench::print_ratio(label, per_poison, bound, 1.0, /*higher_is_better=*/false);
-    std::snprintf(label, sizeof label, "bisect worst batch inv per poison / bound (%.2f%%)", rate / 100.0);
+    std::snprintf(label, sizeof label, "bisect worst batch inv per poison / bound (%.2f%%)",
+                  rate / 100.0);
     sluice_bench::print_ratio(label, reporter.get(name).counter("worst_inv_per_poison"), bound, 1.0,
                               /*higher_is_better=*/false);
   }
@@ -317,12 +332,14 @@ int main(int argc, char** argv) {
       char name[96], clean[96], label[96];
       std::snprintf(name, sizeof name, "BM_failure/mode:%d/rate_bp:%d", m, rate);
       std::snprintf(clean, sizeof clean, "BM_failure/mode:%d/rate_bp:0", m);
-      std::snprintf(label, sizeof label, "%s %.2f%% poison / clean (records/s)", mode_name(m), rate / 100.0);
+      std::snprintf(label, sizeof label, "%s %.2f%% poison / clean (records/s)", mode_name(m),
+                    rate / 100.0);
       sluice_bench::print_ratio(label, reporter.get(name).rate(), reporter.get(clean).rate());
     }
   const double none = reporter.get("BM_policies/armed:0").rate();
   const double all = reporter.get("BM_policies/armed:1").rate();
-  std::printf("no policy %.1f M records/s, every policy armed %.1f M records/s\n", none / 1e6, all / 1e6);
+  std::printf("no policy %.1f M records/s, every policy armed %.1f M records/s\n", none / 1e6,
+              all / 1e6);
   sluice_bench::print_ratio("all policies armed / none (nothing fails)", all, none, 0.97);
   sluice_bench::print_load("after");
   return 0;

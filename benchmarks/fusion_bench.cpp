@@ -88,7 +88,8 @@ void BM_hand_loop(benchmark::State& state) {
 
 // A second, informational baseline: the same work by hand, but with records gathered into a
 // 100-record buffer handed to the summing loop (what any batching design must do at least).
-__attribute__((noinline)) void hand_batched(const std::vector<R>& v, sums_t& sums, std::size_t batch) {
+__attribute__((noinline)) void hand_batched(const std::vector<R>& v, sums_t& sums,
+                                            std::size_t batch) {
   std::vector<R> buf(batch);
   std::size_t n = 0;
   auto flush = [&] {
@@ -159,7 +160,11 @@ void BM_sluice_batch_size(benchmark::State& state) {
 BENCHMARK(BM_hand_loop)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_hand_batched)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_sluice_default_batching)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_sluice_batch_size)->ArgName("batch")->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_sluice_batch_size)
+    ->ArgName("batch")
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
@@ -167,10 +172,10 @@ int main(int argc, char** argv) {
   (void)workload();
   (void)expected();
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(argc, argv, reporter,
-                                    {"--benchmark_repetitions=5",
-                                     "--benchmark_report_aggregates_only=true",
-                                     "--benchmark_enable_random_interleaving=true"}))
+  if (!sluice_bench::run_benchmarks(
+          argc, argv, reporter,
+          {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
+           "--benchmark_enable_random_interleaving=true"}))
     return 1;
   const double hand = reporter.get("BM_hand_loop").rate();
   std::printf("\n== fusion: %zu records, records/s are medians ==\n", kRecords);

@@ -87,10 +87,14 @@ class collecting_reporter : public benchmark::ConsoleReporter {
  private:
   static double multiplier(benchmark::TimeUnit u) {
     switch (u) {
-      case benchmark::kSecond: return 1e9;
-      case benchmark::kMillisecond: return 1e6;
-      case benchmark::kMicrosecond: return 1e3;
-      default: return 1.0;
+      case benchmark::kSecond:
+        return 1e9;
+      case benchmark::kMillisecond:
+        return 1e6;
+      case benchmark::kMicrosecond:
+        return 1e3;
+      default:
+        return 1.0;
     }
   }
   std::map<std::string, result> medians_;
@@ -143,12 +147,14 @@ inline void print_ratio(const char* label, double numerator, double denominator,
     std::printf("ratio %-52s = %.3f\n", label, x);
   } else if (higher_is_better) {
     const bool met = x >= target;
-    std::printf("ratio %-52s = %.3f  (target >= %.2f: %s", label, x, target, met ? "met" : "MISSED");
+    std::printf("ratio %-52s = %.3f  (target >= %.2f: %s", label, x, target,
+                met ? "met" : "MISSED");
     if (!met) std::printf(" by %.1f %%", (target - x) / target * 100.0);
     std::printf(")\n");
   } else {
     const bool met = x <= target;
-    std::printf("ratio %-52s = %.3f  (target <= %.2f: %s", label, x, target, met ? "met" : "MISSED");
+    std::printf("ratio %-52s = %.3f  (target <= %.2f: %s", label, x, target,
+                met ? "met" : "MISSED");
     if (!met) std::printf(" by %.1f %%", (x - target) / target * 100.0);
     std::printf(")\n");
   }

@@ -2,7 +2,8 @@
 // pipelines over the same records, plus latency and idle cost.
 //
 // Workload (as fusion_bench): records {key 0..1023 (uint32), amount -1000..1000 (int64, fixed-seed
-// PRNG)}; keep amount > 0, double it, sum per key. Every run's sums are checked (abort on mismatch).
+// PRNG)}; keep amount > 0, double it, sum per key. Every run's sums are checked (abort on
+// mismatch).
 //
 //  sluice      the records are put into a sluice::memory_stream<int64_t, uint32_t> with S shards
 //              before timing; timed: sluice::start(from(stream) | filter | transform |
@@ -16,7 +17,8 @@
 //  floor       one producer thread (filter/transform into 256-input-record batches from a ring)
 //              -> one moodycamel::ConcurrentQueue of batch pointers -> one consumer thread (sum).
 //              Spinning, no sleeping, no ordering/checkpoint/failure machinery: the floor.
-// Targets at batch_size 100, P=1: sluice >= 1.0x tbb and >= 0.8x floor.
+// Targets at batch_size 100, P=1: sluice >= 1.0x tbb and >= 0.8x floor. Each sluice row also
+// reports handler calls, process user/kernel CPU and voluntary context switches per batch.
 //
 // After the throughput matrix (Google Benchmark), main() runs two measurements:
 //  latency     a producer thread puts 10,000 records/s (payload = steady_clock ns at put) into a
@@ -56,9 +58,9 @@ using R = sluice::record<std::int64_t, std::uint32_t>;
 using stream_t = sluice::memory_stream<std::int64_t, std::uint32_t>;
 using sums_t = std::array<std::int64_t, 1024>;
 
-constexpr std::size_t kLarge = std::size_t{10} << 20;  // records for batch_size 100 and 1000
+constexpr std::size_t kLarge = std::size_t{10} << 20;   // records for batch_size 100 and 1000
 constexpr std::size_t kSmall = std::size_t{256} << 10;  // records for batch_size 10 (slow)
-constexpr std::size_t kChunk = 256;                    // baselines' hand-off unit
+constexpr std::size_t kChunk = 256;                     // baselines' hand-off unit
 
 std::uint64_t splitmix(std::uint64_t& s) {
   std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
@@ -133,6 +135,10 @@ struct lane_sums {
   }
 };
 
+double seconds(const timeval& t) {
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+}
+
 // ---- sluice ------------------------------------------------------------------------------------
 
 void BM_sluice(benchmark::State& state) {
@@ -142,9 +148,12 @@ void BM_sluice(benchmark::State& state) {
   const std::size_t n = batch < 100 ? kSmall : kLarge;
   stream_t& stream = stream_for(shards, n);
   auto sums = std::make_unique<lane_sums>();
+  double batches = 0, user_s = 0, sys_s = 0, vcsw = 0;
   for (auto _ : state) {
     sums->reset();
     lane_sums* out = sums.get();
+    rusage u0{};
+    getrusage(RUSAGE_SELF, &u0);
     const auto t0 = std::chrono::steady_clock::now();
     auto running = sluice::start(
         sluice::from(stream) | sluice::filter([](std::int64_t a) { return a > 0; }) |
@@ -158,15 +167,29 @@ void BM_sluice(benchmark::State& state) {
             }),
         sluice::workers(2));
     running.wait_until_caught_up();
+    batches += static_cast<double>(running.metrics().total.invocations);
     running.stop();
     const auto t1 = std::chrono::steady_clock::now();
+    rusage u1{};
+    getrusage(RUSAGE_SELF, &u1);
     state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    user_s += seconds(u1.ru_utime) - seconds(u0.ru_utime);
+    sys_s += seconds(u1.ru_stime) - seconds(u0.ru_stime);
+    vcsw += static_cast<double>(u1.ru_nvcsw - u0.ru_nvcsw);
     check(sums->get(), n, "sluice");
   }
+  // Where the time goes: handler calls, CPU split (user/kernel) and voluntary context switches
+  // (a thread going to sleep) per batch, for the whole process during start..stop.
+  const double it = static_cast<double>(state.iterations());
+  state.counters["batches"] = batches / it;
+  state.counters["user_ms"] = user_s / it * 1e3;
+  state.counters["sys_ms"] = sys_s / it * 1e3;
+  state.counters["csw_per_batch"] = batches > 0 ? vcsw / batches : 0;
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
-// ---- baseline (a): oneTBB parallel_pipeline ------------------------------------------------------
+// ---- baseline (a): oneTBB parallel_pipeline
+// ------------------------------------------------------
 
 void BM_tbb_pipeline(benchmark::State& state) {
   const auto& v = workload();
@@ -181,28 +204,28 @@ void BM_tbb_pipeline(benchmark::State& state) {
     std::uint64_t checkpoint = 0;
     const auto t0 = std::chrono::steady_clock::now();
     tbb::parallel_pipeline(
-        8,
-        tbb::make_filter<void, chunk>(tbb::filter_mode::serial_in_order,
-                                      [&](tbb::flow_control& fc) -> chunk {
-                                        if (pos >= n) {
-                                          fc.stop();
-                                          return {};
-                                        }
-                                        const std::size_t end = std::min(n, pos + kChunk);
-                                        chunk c{v.data() + pos, v.data() + end};
-                                        pos = end;
-                                        return c;
-                                      }) &
-            tbb::make_filter<chunk, chunk>(tbb::filter_mode::parallel,
-                                           [&](chunk c) {
-                                             sums_t& s = local.local();
-                                             for (const R* r = c.first; r != c.last; ++r) {
-                                               if (r->payload > 0) s[r->key] += 2 * r->payload;
-                                             }
-                                             return c;
-                                           }) &
-            tbb::make_filter<chunk, void>(tbb::filter_mode::serial_in_order,
-                                          [&](chunk c) { checkpoint = (c.last - 1)->sequence; }));
+        8, tbb::make_filter<void, chunk>(tbb::filter_mode::serial_in_order,
+                                         [&](tbb::flow_control& fc) -> chunk {
+                                           if (pos >= n) {
+                                             fc.stop();
+                                             return {};
+                                           }
+                                           const std::size_t end = std::min(n, pos + kChunk);
+                                           chunk c{v.data() + pos, v.data() + end};
+                                           pos = end;
+                                           return c;
+                                         }) &
+               tbb::make_filter<chunk, chunk>(tbb::filter_mode::parallel,
+                                              [&](chunk c) {
+                                                sums_t& s = local.local();
+                                                for (const R* r = c.first; r != c.last; ++r) {
+                                                  if (r->payload > 0) s[r->key] += 2 * r->payload;
+                                                }
+                                                return c;
+                                              }) &
+               tbb::make_filter<chunk, void>(tbb::filter_mode::serial_in_order, [&](chunk c) {
+                 checkpoint = (c.last - 1)->sequence;
+               }));
     sums_t total{};
     for (const sums_t& s : local)
       for (std::size_t k = 0; k < total.size(); ++k) total[k] += s[k];
@@ -234,7 +257,8 @@ void BM_floor_queue(benchmark::State& state) {
       moodycamel::ProducerToken tok(q);
       std::uint64_t produced = 0;
       for (std::size_t pos = 0; pos < n; pos += kChunk) {
-        while (produced - consumed.load(std::memory_order_acquire) >= kRing) std::this_thread::yield();
+        while (produced - consumed.load(std::memory_order_acquire) >= kRing)
+          std::this_thread::yield();
         fbatch& b = (*ring)[produced % kRing];
         b.n = 0;
         const std::size_t end = std::min(n, pos + kChunk);
@@ -284,7 +308,8 @@ BENCHMARK(BM_sluice)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 
-// ---- (c) latency ---------------------------------------------------------------------------------
+// ---- (c) latency
+// ---------------------------------------------------------------------------------
 
 struct latency_result {
   double p50_us = 0, p99_us = 0, max_us = 0;
@@ -296,7 +321,9 @@ latency_result summarize(std::vector<std::int64_t> ns) {
   if (ns.empty()) return r;
   std::sort(ns.begin(), ns.end());
   auto at = [&](double q) {
-    return static_cast<double>(ns[std::min(ns.size() - 1, static_cast<std::size_t>(q * ns.size()))]) / 1e3;
+    return static_cast<double>(
+               ns[std::min(ns.size() - 1, static_cast<std::size_t>(q * ns.size()))]) /
+           1e3;
   };
   r.p50_us = at(0.50);
   r.p99_us = at(0.99);
@@ -318,7 +345,8 @@ void paced(std::size_t count, double rate, Put&& put) {
   const auto start = std::chrono::steady_clock::now();
   const auto interval = std::chrono::duration<double>(1.0 / rate);
   for (std::size_t i = 0; i < count; ++i) {
-    const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval * i);
+    const auto due =
+        start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval * i);
     std::this_thread::sleep_until(due);
     put(i);
   }
@@ -339,7 +367,8 @@ latency_result sluice_latency(std::size_t count, double rate) {
             }
           }),
       sluice::workers(2));
-  paced(count, rate, [&](std::size_t i) { stream.put(static_cast<std::uint32_t>(i & 1023u), steady_ns()); });
+  paced(count, rate,
+        [&](std::size_t i) { stream.put(static_cast<std::uint32_t>(i & 1023u), steady_ns()); });
   running.wait_until_caught_up();
   running.stop();
   ns.resize(std::min(ns.size(), seen.load()));
@@ -364,13 +393,13 @@ latency_result floor_latency(std::size_t count, double rate) {
   return summarize(std::move(ns));
 }
 
-// ---- (d) idle CPU ----------------------------------------------------------------------------------
+// ---- (d) idle CPU
+// ----------------------------------------------------------------------------------
 
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
 /// Percent of one core used by the whole process while a started mapping idles for `span`.
@@ -378,7 +407,8 @@ double sluice_idle_cpu_percent(std::chrono::milliseconds span) {
   stream_t stream(4);
   for (std::uint32_t k = 0; k < 1000; ++k) stream.put(k, 1);
   auto running = sluice::start(
-      sluice::from(stream) | sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(20ms)) |
+      sluice::from(stream) |
+          sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(20ms)) |
           sluice::parallelization_factor(4) | sluice::invoke([](const sluice::batch<R>&) {}),
       sluice::workers(2));
   running.wait_until_caught_up();  // drained: from here on, nothing to do
@@ -398,9 +428,12 @@ int main(int argc, char** argv) {
   bool skip_latency = false, skip_idle = false;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--skip_latency") == 0) skip_latency = true;
-    else if (std::strcmp(argv[i], "--skip_idle") == 0) skip_idle = true;
-    else args.push_back(argv[i]);
+    if (std::strcmp(argv[i], "--skip_latency") == 0)
+      skip_latency = true;
+    else if (std::strcmp(argv[i], "--skip_idle") == 0)
+      skip_idle = true;
+    else
+      args.push_back(argv[i]);
   }
   // Build the inputs before any timing.
   (void)expected(kLarge);
@@ -411,32 +444,39 @@ int main(int argc, char** argv) {
   }
 
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(static_cast<int>(args.size()), args.data(), reporter,
-                                    {"--benchmark_repetitions=5",
-                                     "--benchmark_report_aggregates_only=true",
-                                     "--benchmark_enable_random_interleaving=true"}))
+  if (!sluice_bench::run_benchmarks(
+          static_cast<int>(args.size()), args.data(), reporter,
+          {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
+           "--benchmark_enable_random_interleaving=true"}))
     return 1;
 
   const double tbb = reporter.get("BM_tbb_pipeline/iterations:2/manual_time").rate();
   const double floor = reporter.get("BM_floor_queue/iterations:2/manual_time").rate();
-  std::printf("\n== runtime throughput (medians; M records/s; sluice: workers(2), default pollers) ==\n");
+  std::printf(
+      "\n== runtime throughput (medians; M records/s; sluice: workers(2), default pollers) ==\n");
   std::printf("tbb parallel_pipeline (256-record chunks)        %8.1f\n", tbb / 1e6);
   std::printf("floor: producer -> moodycamel queue -> consumer  %8.1f\n", floor / 1e6);
-  std::printf("%-8s %-3s %-6s %10s %10s %10s\n", "shards", "P", "batch", "M rec/s", "/tbb", "/floor");
+  std::printf("%-8s %-3s %-6s %10s %10s %10s %10s %9s %9s %10s\n", "shards", "P", "batch",
+              "M rec/s", "/tbb", "/floor", "batches", "user ms", "sys ms", "csw/batch");
   for (int s : {1, 4, 16})
     for (int p : {1, 4})
       for (int b : {10, 100, 1000}) {
         char name[128];
-        std::snprintf(name, sizeof name, "BM_sluice/shards:%d/P:%d/batch:%d/iterations:1/manual_time", s, p, b);
-        const double x = reporter.get(name).rate();
-        std::printf("%-8d %-3d %-6d %10.1f %10.3f %10.3f%s\n", s, p, b, x / 1e6, tbb > 0 ? x / tbb : 0,
-                    floor > 0 ? x / floor : 0, b == 10 ? "   (256 Ki records)" : "");
+        std::snprintf(name, sizeof name,
+                      "BM_sluice/shards:%d/P:%d/batch:%d/iterations:1/manual_time", s, p, b);
+        const auto r = reporter.get(name);
+        const double x = r.rate();
+        std::printf("%-8d %-3d %-6d %10.1f %10.3f %10.3f %10.0f %9.0f %9.0f %10.2f%s\n", s, p, b,
+                    x / 1e6, tbb > 0 ? x / tbb : 0, floor > 0 ? x / floor : 0, r.counter("batches"),
+                    r.counter("user_ms"), r.counter("sys_ms"), r.counter("csw_per_batch"),
+                    b == 10 ? "   (256 Ki records)" : "");
       }
   std::printf("\n");
   for (int s : {1, 4, 16})
     for (int p : {1, 4}) {
       char name[128], label[96];
-      std::snprintf(name, sizeof name, "BM_sluice/shards:%d/P:%d/batch:100/iterations:1/manual_time", s, p);
+      std::snprintf(name, sizeof name,
+                    "BM_sluice/shards:%d/P:%d/batch:100/iterations:1/manual_time", s, p);
       const double x = reporter.get(name).rate();
       std::snprintf(label, sizeof label, "sluice/tbb (shards %d, P %d, batch 100)", s, p);
       sluice_bench::print_ratio(label, x, tbb, p == 1 ? 1.0 : 0);
@@ -453,24 +493,35 @@ int main(int argc, char** argv) {
       ss.push_back(sluice_latency(count, 10'000));
     }
     auto med = [](std::vector<latency_result> v, double latency_result::*f) {
-      std::sort(v.begin(), v.end(), [f](const latency_result& a, const latency_result& b) { return a.*f < b.*f; });
+      std::sort(v.begin(), v.end(),
+                [f](const latency_result& a, const latency_result& b) { return a.*f < b.*f; });
       return v[v.size() / 2].*f;
     };
-    std::printf("\n== latency put -> handler, 10,000 records/s, window 0, %zu records x 5 rounds ==\n", count);
+    std::printf(
+        "\n== latency put -> handler, 10,000 records/s, window 0, %zu records x 5 rounds ==\n",
+        count);
     for (std::size_t i = 0; i < ss.size(); ++i) {
-      std::printf("round %zu  sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 %8.1f us  max %9.1f us\n",
-                  i + 1, ss[i].p50_us, ss[i].p99_us, ss[i].max_us, fs[i].p50_us, fs[i].p99_us, fs[i].max_us);
+      std::printf(
+          "round %zu  sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 "
+          "%8.1f us  max %9.1f us\n",
+          i + 1, ss[i].p50_us, ss[i].p99_us, ss[i].max_us, fs[i].p50_us, fs[i].p99_us,
+          fs[i].max_us);
     }
     const double s50 = med(ss, &latency_result::p50_us), s99 = med(ss, &latency_result::p99_us),
                  smax = med(ss, &latency_result::max_us);
     const double f50 = med(fs, &latency_result::p50_us), f99 = med(fs, &latency_result::p99_us),
                  fmax = med(fs, &latency_result::max_us);
-    std::printf("median   sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 %8.1f us  max %9.1f us\n",
-                s50, s99, smax, f50, f99, fmax);
-    std::printf("(sluice: 1 shard, workers(2), batch_size 100, window 0; floor: moodycamel::BlockingConcurrentQueue, 1 consumer)\n");
+    std::printf(
+        "median   sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 %8.1f "
+        "us  max %9.1f us\n",
+        s50, s99, smax, f50, f99, fmax);
+    std::printf(
+        "(sluice: 1 shard, workers(2), batch_size 100, window 0; floor: "
+        "moodycamel::BlockingConcurrentQueue, 1 consumer)\n");
     sluice_bench::print_ratio("sluice/floor latency p50", s50, f50);
     sluice_bench::print_ratio("sluice/floor latency p99", s99, f99);
-    std::printf("target sluice p99 <= 100 us: %s (median of rounds %.1f us)\n", s99 <= 100 ? "met" : "MISSED", s99);
+    std::printf("target sluice p99 <= 100 us: %s (median of rounds %.1f us)\n",
+                s99 <= 100 ? "met" : "MISSED", s99);
   }
   if (!skip_idle) {
     const double pct = sluice_idle_cpu_percent(2000ms);

@@ -62,7 +62,8 @@ struct metrics_snapshot {
   std::string mapping_name;
   metrics_counters total;
   std::vector<shard_metrics> shards;
-  /// Records read from the source and not yet finished (bounded by shards x P x 2 x batch_size).
+  /// Records read from the source and not yet finished (bounded by shards x P x batches_per_lane x
+  /// batch_size).
   std::uint64_t buffered_records = 0;
 };
 

@@ -334,7 +334,8 @@ class running_mapping {
   }
 
   metrics_snapshot metrics() const { return rt_->metrics(); }
-  /// The most records the mapping holds between source and handler: shards x P x 2 x batch_size.
+  /// The most records the mapping holds between source and handler: shards x P x batches_per_lane x
+  /// batch_size.
   std::size_t buffer_bound() const { return rt_->buffer_bound(); }
   /// The error that stopped the mapping (a throwing filter/transform or checkpoint store), if any.
   std::exception_ptr failure() const { return rt_->failure(); }

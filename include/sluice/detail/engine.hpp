@@ -24,10 +24,6 @@
 
 SLUICE_BEGIN_NAMESPACE
 
-/// Batches one lane buffers: the one being filled and up to three closed ones, the oldest in
-/// flight. So a mapping holds at most shards x P x batches_per_lane x batch_size records.
-inline constexpr std::uint32_t batches_per_lane = 4;
-
 namespace detail {
 
 inline constexpr sequence_number_t none_in_flight = std::numeric_limits<sequence_number_t>::max();
