@@ -51,12 +51,7 @@ constexpr std::int64_t kBatch = 100;
 constexpr std::int64_t kRetries = 2;
 const sluice::time_point kStart = sluice::time_point{} + std::chrono::hours(1000);
 
-std::uint64_t splitmix(std::uint64_t x) {
-  std::uint64_t z = x + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+std::uint64_t splitmix(std::uint64_t x) { return sluice::detail::splitmix64(x); }
 
 const std::vector<R>& workload() {
   static const std::vector<R> v = [] {

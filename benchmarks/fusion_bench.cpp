@@ -18,34 +18,17 @@
 
 #include "ratio_report.hpp"
 #include "sluice/sluice.hpp"
+#include "workload.hpp"
 
 namespace {
 
-using R = sluice::record<std::int64_t, std::uint32_t>;
+using R = bench::order;
 using sums_t = std::array<std::int64_t, 1024>;
 
 constexpr std::size_t kRecords = std::size_t{4} << 20;
 
-std::uint64_t splitmix(std::uint64_t& s) {
-  std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 const std::vector<R>& workload() {
-  static const std::vector<R> v = [] {
-    std::vector<R> out;
-    out.reserve(kRecords);
-    std::uint64_t state = 42;
-    const sluice::time_point arrival = sluice::time_point{} + std::chrono::hours(1);
-    for (std::size_t i = 0; i < kRecords; ++i) {
-      const std::uint64_t x = splitmix(state);
-      out.push_back(R{static_cast<std::uint32_t>(x & 1023u), i + 1, arrival,
-                      static_cast<std::int64_t>((x >> 32) % 2001) - 1000});
-    }
-    return out;
-  }();
+  static const std::vector<R> v = bench::make_orders(kRecords);
   return v;
 }
 

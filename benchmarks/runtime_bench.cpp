@@ -50,11 +50,12 @@
 
 #include "ratio_report.hpp"
 #include "sluice/sluice.hpp"
+#include "workload.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using R = sluice::record<std::int64_t, std::uint32_t>;
+using R = bench::order;
 using stream_t = sluice::memory_stream<std::int64_t, std::uint32_t>;
 using sums_t = std::array<std::int64_t, 1024>;
 
@@ -62,26 +63,8 @@ constexpr std::size_t kLarge = std::size_t{10} << 20;   // records for batch_siz
 constexpr std::size_t kSmall = std::size_t{256} << 10;  // records for batch_size 10 (slow)
 constexpr std::size_t kChunk = 256;                     // baselines' hand-off unit
 
-std::uint64_t splitmix(std::uint64_t& s) {
-  std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 const std::vector<R>& workload() {
-  static const std::vector<R> v = [] {
-    std::vector<R> out;
-    out.reserve(kLarge);
-    std::uint64_t state = 42;
-    const sluice::time_point arrival = sluice::time_point{} + std::chrono::hours(1);
-    for (std::size_t i = 0; i < kLarge; ++i) {
-      const std::uint64_t x = splitmix(state);
-      out.push_back(R{static_cast<std::uint32_t>(x & 1023u), i + 1, arrival,
-                      static_cast<std::int64_t>((x >> 32) % 2001) - 1000});
-    }
-    return out;
-  }();
+  static const std::vector<R> v = bench::make_orders(kLarge);
   return v;
 }
 
