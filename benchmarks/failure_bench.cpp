@@ -269,11 +269,7 @@ int main(int argc, char** argv) {
   (void)workload();
   for (int r : {0, 1, 10, 100}) (void)poison_set(r);
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(
-          argc, argv, reporter,
-          {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
-           "--benchmark_enable_random_interleaving=true"}))
-    return 1;
+  if (!sluice_bench::run_benchmarks(argc, argv, reporter)) return 1;
 
   const double bound = 2 * std::ceil(std::log2(static_cast<double>(kBatch))) + 1 + kRetries;
   std::printf("\n== failure handling: %zu records, batch_size %lld, R=%lld (medians) ==\n",

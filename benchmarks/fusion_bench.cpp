@@ -155,11 +155,7 @@ int main(int argc, char** argv) {
   (void)workload();
   (void)expected();
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(
-          argc, argv, reporter,
-          {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
-           "--benchmark_enable_random_interleaving=true"}))
-    return 1;
+  if (!sluice_bench::run_benchmarks(argc, argv, reporter)) return 1;
   const double hand = reporter.get("BM_hand_loop").rate();
   std::printf("\n== fusion: %zu records, records/s are medians ==\n", kRecords);
   std::printf("hand loop                      %8.1f M records/s\n", hand / 1e6);

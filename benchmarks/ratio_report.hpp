@@ -109,10 +109,15 @@ inline void print_load(const char* when) {
   std::printf("load average %s: %s\n", when, line.c_str());
 }
 
-/// Runs the registered benchmarks with `defaults` added for flags the command line does not set.
+/// Runs the registered benchmarks. Flags the command line does not set come from `extra`, then
+/// from the defaults every sluice benchmark shares: 5 repetitions, medians only, interleaved.
 /// Returns false when the command line asked for something else (e.g. --help, a bad flag).
 inline bool run_benchmarks(int argc, char** argv, collecting_reporter& reporter,
-                           std::vector<std::string> defaults) {
+                           std::vector<std::string> extra = {}) {
+  std::vector<std::string> defaults = std::move(extra);
+  for (const char* d : {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
+                        "--benchmark_enable_random_interleaving=true"})
+    defaults.emplace_back(d);
   std::vector<std::string> args{argv[0]};
   for (const std::string& d : defaults) {
     const std::string flag = d.substr(0, d.find('='));

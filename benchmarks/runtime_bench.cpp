@@ -427,11 +427,7 @@ int main(int argc, char** argv) {
   }
 
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(
-          static_cast<int>(args.size()), args.data(), reporter,
-          {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
-           "--benchmark_enable_random_interleaving=true"}))
-    return 1;
+  if (!sluice_bench::run_benchmarks(static_cast<int>(args.size()), args.data(), reporter)) return 1;
 
   const double tbb = reporter.get("BM_tbb_pipeline/iterations:2/manual_time").rate();
   const double floor = reporter.get("BM_floor_queue/iterations:2/manual_time").rate();

@@ -381,10 +381,7 @@ BENCHMARK(BM_checkpoint)
 int main(int argc, char** argv) {
   (void)consume_file();  // written before any timing
   sluice_bench::collecting_reporter reporter;
-  const bool ran = sluice_bench::run_benchmarks(
-      argc, argv, reporter,
-      {"--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
-       "--benchmark_enable_random_interleaving=true", "--benchmark_min_time=0.5"});
+  const bool ran = sluice_bench::run_benchmarks(argc, argv, reporter, {"--benchmark_min_time=0.5"});
   std::error_code ec;
   fs::remove_all(work_dir(), ec);
   if (!ran) return 1;

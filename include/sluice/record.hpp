@@ -46,27 +46,22 @@ template <class T>
 concept has_size_member = requires(const T& p) {
   { p.size() } -> std::convertible_to<std::size_t>;
 };
-}  // namespace detail
 
-/// Payload size in bytes (S-1.1, S-2.1's payload cap). Containers of bytes/chars report their
-/// size; trivially copyable payloads report sizeof. Specialize for other payloads.
-template <class Payload>
-struct payload_traits {
-  static std::size_t size_bytes(const Payload& p) noexcept {
-    if constexpr (detail::has_size_member<Payload> && requires { typename Payload::value_type; }) {
-      return static_cast<std::size_t>(p.size()) * sizeof(typename Payload::value_type);
-    } else {
-      return sizeof(Payload);
-    }
-  }
-};
-
-namespace detail {
 template <class Payload>
 concept sized_container = has_size_member<Payload> && requires {
   typename Payload::value_type;
 };
 }  // namespace detail
+
+/// Payload size in bytes (S-1.1, S-2.1's payload cap). Containers (size() and value_type)
+/// report size() x sizeof(value_type); other payloads report sizeof (the specialization below).
+/// Specialize for other payloads.
+template <class Payload>
+struct payload_traits {
+  static std::size_t size_bytes(const Payload& p) noexcept {
+    return static_cast<std::size_t>(p.size()) * sizeof(typename Payload::value_type);
+  }
+};
 
 /// Fixed-size payloads (no size() and value_type): every payload of the type has the same size,
 /// which lets the batcher skip per-record byte counting. A user specialization of
