@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "ratio_report.hpp"
-#include "sluice/per_record.hpp"
+#include "sluice/handlers/per_record.hpp"
 #include "sluice/sluice.hpp"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "sluice/detail/lane_job.hpp"  // detail::splitmix64
+#include "sluice/detail/pipeline/lane_job.hpp"  // detail::splitmix64
 #include "sluice/record.hpp"
 
 namespace bench {

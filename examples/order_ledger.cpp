@@ -25,7 +25,7 @@
 //   stream.db        the orders stream          checkpoints.db   where the mapping is
 //   ledger.db        balances, journal, runs    dead-letters.db  orders that could not be applied
 
-#include <sluice/per_record.hpp>
+#include <sluice/handlers/per_record.hpp>
 #include <sluice/sluice.hpp>
 #include <sluice/sqlite/checkpoint_store.hpp>
 #include <sluice/sqlite/database.hpp>

@@ -20,7 +20,7 @@
 
 #include "sluice/batch.hpp"
 #include "sluice/failure.hpp"
-#include "sluice/range_source.hpp"
+#include "sluice/sources/range_source.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
 #include "sluice/stages.hpp"

@@ -12,7 +12,7 @@
 #include "sluice/checkpoint.hpp"
 #include "sluice/clock.hpp"
 #include "sluice/config.hpp"
-#include "sluice/detail/validate.hpp"
+#include "sluice/detail/util/validate.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 

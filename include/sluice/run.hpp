@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "sluice/detail/engine.hpp"
+#include "sluice/detail/pipeline/engine.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/options.hpp"
 

@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "sluice/config.hpp"
-#include "sluice/detail/validate.hpp"
+#include "sluice/detail/util/validate.hpp"
 #include "sluice/source.hpp"
 
 SLUICE_BEGIN_NAMESPACE

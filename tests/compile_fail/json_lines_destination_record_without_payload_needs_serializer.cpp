@@ -1,6 +1,6 @@
 // expect: R has no `payload` member, so there is no payload to write
 // A user record type without a `payload` member needs a serializer taking the record.
-#include <sluice/json_lines_destination.hpp>
+#include <sluice/destinations/json_lines.hpp>
 
 #include <cstdint>
 #include <string>

@@ -1,6 +1,6 @@
 // expect: sluice::per_record\(fn, mode\): fn must be callable as fn\(const R&\)
 // An int result would read as a C status code (0 = success) but convert to false = failure.
-#include <sluice/per_record.hpp>
+#include <sluice/handlers/per_record.hpp>
 
 #include <string>
 #include <vector>

@@ -1,5 +1,5 @@
 // expect: mode must be sluice::continue_on_failure, sluice::stop_on_first_failure or
-#include <sluice/per_record.hpp>
+#include <sluice/handlers/per_record.hpp>
 
 #include <string>
 

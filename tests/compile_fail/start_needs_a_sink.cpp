@@ -1,6 +1,6 @@
 // expect: need a complete mapping: it must end with a sink, sluice::invoke\(handler\)
 // sluice::start is given a mapping that has no sluice::invoke(handler) at its end.
-#include <sluice/runtime.hpp>
+#include <sluice/start.hpp>
 
 #include <vector>
 

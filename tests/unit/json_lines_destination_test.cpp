@@ -1,7 +1,7 @@
-// Tests for sluice/json_lines_destination.hpp: Lambda's on-failure field names (S-5.7), payload
+// Tests for sluice/destinations/json_lines.hpp: Lambda's on-failure field names (S-5.7), payload
 // rendering (text / base64 / numbers / serializers), JSON escaping, and the file: mode 0600, no
 // partial line after a failed write (S-5.8, C-16), torn-line recovery, one writer per file.
-#include "sluice/json_lines_destination.hpp"
+#include "sluice/destinations/json_lines.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>

@@ -1,7 +1,7 @@
-// Tests for sluice/memory_stream.hpp: concurrent puts keep per-shard sequences gap-free and
+// Tests for sluice/sources/memory_stream.hpp: concurrent puts keep per-shard sequences gap-free and
 // per-key order (S-1.1, S-1.2); arrival times never go backwards within a shard; retention by
 // count and by age; reads from a position; starting positions (S-1.4); data listeners.
-#include "sluice/memory_stream.hpp"
+#include "sluice/sources/memory_stream.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// Tests for sluice/per_record.hpp: the three failure modes, exceptions as record failures, and
+// Tests for sluice/handlers/per_record.hpp: the three failure modes, exceptions as record failures, and
 // sluice::throttled escaping the adapter unchanged (S-4.3, S-4.4, S-5.2).
-#include "sluice/per_record.hpp"
+#include "sluice/handlers/per_record.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Tests of sluice::to_prometheus: the S-8 metrics in the Prometheus text exposition format.
-#include "sluice/prometheus.hpp"
+#include "sluice/exporters/prometheus.hpp"
 
 #include <gtest/gtest.h>
 

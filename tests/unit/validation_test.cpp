@@ -1,6 +1,6 @@
 // Runtime validation of every configuration parameter: an out-of-range value throws
 // sluice::configuration_error with "sluice: <parameter> = <value> is out of range; allowed:
-// <range>" (sluice/detail/validate.hpp); the boundary values are accepted.
+// <range>" (sluice/detail/util/validate.hpp); the boundary values are accepted.
 #include <gtest/gtest.h>
 
 #include <chrono>

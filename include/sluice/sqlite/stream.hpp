@@ -21,9 +21,9 @@
 
 #include "sluice/clock.hpp"
 #include "sluice/config.hpp"
-#include "sluice/detail/validate.hpp"
+#include "sluice/detail/util/validate.hpp"
 #include "sluice/hash.hpp"
-#include "sluice/memory_stream.hpp"
+#include "sluice/sources/memory_stream.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
 #include "sluice/sqlite/codec.hpp"

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
-#include "sluice/detail/validate.hpp"
+#include "sluice/detail/util/validate.hpp"
 #include "sluice/sqlite/codec.hpp"
 #include "sluice/sqlite/database.hpp"
 

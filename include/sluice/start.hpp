@@ -1,4 +1,4 @@
-// sluice/runtime.hpp: sluice::start runs a mapping on its own threads. Pollers read shards and
+// sluice/start.hpp: sluice::start runs a mapping on its own threads. Pollers read shards and
 // close batches; workers run the lane jobs (handler and failure policies). Batches, never
 // records, cross threads, through one moodycamel queue with producer/consumer tokens and bulk
 // dequeues. Each lane has at most one batch in flight and one filling, so a slow handler stops
@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "sluice/detail/engine.hpp"
-#include "sluice/detail/job_queue.hpp"
+#include "sluice/detail/pipeline/engine.hpp"
+#include "sluice/detail/threads/job_queue.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/options.hpp"
 

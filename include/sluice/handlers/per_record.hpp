@@ -1,4 +1,4 @@
-// sluice/per_record.hpp: turns a function of one record into a batch handler that answers with a
+// sluice/handlers/per_record.hpp: turns a function of one record into a batch handler that answers with a
 // partial batch response (S-4.3), as Powertools' batch processor does on Lambda. The failure mode
 // decides what happens to the records after a failed one.
 //

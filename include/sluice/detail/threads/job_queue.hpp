@@ -1,4 +1,4 @@
-// sluice/detail/job_queue.hpp: the hand-off of closed batches from pollers to workers: one
+// sluice/detail/threads/job_queue.hpp: the hand-off of closed batches from pollers to workers: one
 // moodycamel::ConcurrentQueue of lane pointers (as void*, so every mapping in a program shares
 // one instantiation of the queue's code), with producer/consumer tokens and bulk enqueue.
 // GCC 12 reports a false -Wstringop-overflow inside the queue's bulk enqueue at -O2, which would

@@ -1,4 +1,4 @@
-// sluice/detail/validate.hpp: the one place that turns an out-of-range configuration value into
+// sluice/detail/util/validate.hpp: the one place that turns an out-of-range configuration value into
 // the error users see: "sluice: <parameter> = <value> is out of range; allowed: <range>".
 #pragma once
 
@@ -8,14 +8,9 @@
 #include <string_view>
 
 #include "sluice/config.hpp"
+#include "sluice/error.hpp"
 
 SLUICE_BEGIN_NAMESPACE
-
-/// Thrown when a mapping, stream or store is built with an invalid parameter value.
-class configuration_error : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
 
 namespace detail {
 template <class V>

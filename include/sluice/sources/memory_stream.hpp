@@ -1,4 +1,4 @@
-// sluice/memory_stream.hpp: an in-memory sharded stream in the manner of a Kinesis stream, for
+// sluice/sources/memory_stream.hpp: an in-memory sharded stream in the manner of a Kinesis stream, for
 // tests, benchmarks and examples. put() is safe from many producer threads (one mutex per
 // shard); each shard numbers its records 1, 2, 3, ...; arrival times come from the injected
 // clock and never go backwards within a shard; retention trims by age and by count.
@@ -17,7 +17,7 @@
 
 #include "sluice/clock.hpp"
 #include "sluice/config.hpp"
-#include "sluice/detail/validate.hpp"
+#include "sluice/detail/util/validate.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"

@@ -1,4 +1,4 @@
-// sluice/detail/json_text.hpp: the few JSON-writing pieces the on-failure file needs: strict UTF-8
+// sluice/detail/io/json_text.hpp: the few JSON-writing pieces the on-failure file needs: strict UTF-8
 // decoding, the "is this payload readable text?" test (else base64), string escaping that always
 // yields valid JSON, ISO-8601 UTC timestamps with milliseconds and locale-free numbers.
 #pragma once
@@ -14,7 +14,7 @@
 #include <type_traits>
 
 #include "sluice/config.hpp"
-#include "sluice/detail/base64.hpp"
+#include "sluice/detail/io/base64.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 

@@ -1,4 +1,4 @@
-// sluice/detail/engine.hpp: the data path of one mapping, shared by sluice::run (one thread)
+// sluice/detail/pipeline/engine.hpp: the data path of one mapping, shared by sluice::run (one thread)
 // and sluice::start (poller and worker threads). poll() reads a shard, runs the fused
 // per-record stages, routes records to lanes (S-3.1) and closes batches (S-2); the driver
 // decides where a closed batch runs. The checkpoint of a shard is derived from the reader's
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "sluice/checkpoint.hpp"
-#include "sluice/detail/lane_job.hpp"
+#include "sluice/detail/pipeline/lane_job.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/metrics.hpp"

@@ -1,4 +1,4 @@
-// sluice/detail/base64.hpp: standard base64 (RFC 4648 section 4, '+' '/' alphabet, '=' padding),
+// sluice/detail/io/base64.hpp: standard base64 (RFC 4648 section 4, '+' '/' alphabet, '=' padding),
 // the encoding Kinesis uses for record data. The on-failure file writes binary payloads with it
 // so a line stays valid JSON whatever the bytes are.
 #pragma once

@@ -1,4 +1,4 @@
-// sluice/json_lines_destination.hpp: an on-failure destination (S-5.7, S-5.8) that appends one
+// sluice/destinations/json_lines.hpp: an on-failure destination (S-5.7, S-5.8) that appends one
 // JSON object per discarded batch to a file, one per line, shaped like Lambda's Kinesis on-failure
 // record plus the records themselves. deliver() returns only once the line is fsync'ed, so the
 // caller may move the checkpoint past the batch as soon as it returns.
@@ -20,8 +20,8 @@
 #include <utility>
 
 #include "sluice/config.hpp"
-#include "sluice/detail/durable_append_file.hpp"
-#include "sluice/detail/json_text.hpp"
+#include "sluice/detail/io/durable_append_file.hpp"
+#include "sluice/detail/io/json_text.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/record.hpp"

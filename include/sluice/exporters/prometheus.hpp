@@ -1,4 +1,4 @@
-// sluice/prometheus.hpp: renders the S-8 metrics in the Prometheus text exposition format
+// sluice/exporters/prometheus.hpp: renders the S-8 metrics in the Prometheus text exposition format
 // (version 0.0.4), so a program can serve them on /metrics with whatever HTTP server it has.
 // Series are per shard only: totals are sum by (mapping), and emitting them too would double count.
 #pragma once
