@@ -27,8 +27,9 @@ using duration = std::chrono::system_clock::duration;
 /// "No record": sequence numbers start at 1, so 0 means "before the first record".
 inline constexpr sequence_number_t no_sequence = 0;
 
-/// Batches one lane buffers: the one being filled and up to three closed ones, the oldest in
-/// flight. So a mapping holds at most shards x P x batches_per_lane x batch_size records.
+/// Batches one lane buffers by default (sluice::runtime_traits::batches_per_lane): the one being
+/// filled and up to three closed ones, the oldest in flight. So a mapping holds at most
+/// shards x P x batches_per_lane x batch_size records.
 inline constexpr std::uint32_t batches_per_lane = 4;
 inline constexpr time_point far_future = time_point::max();
 

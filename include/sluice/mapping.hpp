@@ -20,9 +20,9 @@
 
 #include "sluice/batch.hpp"
 #include "sluice/failure.hpp"
-#include "sluice/sources/range_source.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
+#include "sluice/sources/range_source.hpp"
 #include "sluice/stages.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -160,6 +160,7 @@ struct mapping {
   using source_type = detail::unwrapped_t<decltype(source.source)>;
   using source_record = typename source_type::record_type;
   using record_type = detail::record_after_t<source_record, Stages>;
+  using stages_type = Stages;
 
   template <class Pred>
   static constexpr bool has =
@@ -269,10 +270,22 @@ constexpr void check_append() {
   }
   if constexpr (is_sink<Stage>) {
     using handler = decltype(std::declval<Stage>().handler);
-    static_assert(std::invocable<handler&, const batch<R>&>,
-                  "sluice::invoke: the handler cannot be called with const sluice::batch<Record>& "
-                  "for the record type that reaches it");
-    if constexpr (std::invocable<handler&, const batch<R>&>) {
+    constexpr bool takes_batch = std::invocable<handler&, const batch<R>&>;
+    constexpr bool takes_record = callable_on_record<handler, R>;
+    constexpr bool batch_level = M::template has<batch_test> || M::template has<policy_test> ||
+                                 M::template has<parallelization_test>;
+    if constexpr (!takes_batch && takes_record) {
+      static_assert(!batch_level,
+                    "sluice::invoke: with batching, parallelization_factor or a failure policy the "
+                    "handler takes a batch (const sluice::batch<Record>&); to call a function per "
+                    "record there, wrap it: sluice::invoke(sluice::per_record(fn, mode))");
+    } else {
+      static_assert(
+          takes_batch,
+          "sluice::invoke: the handler cannot be called with const sluice::batch<Record>& "
+          "for the record type that reaches it, nor with one record or its payload");
+    }
+    if constexpr (takes_batch) {
       using result = handler_result_t<R, handler>;
       static_assert(std::is_void_v<result> || is_report_type<result>,
                     "sluice::invoke: the handler must return void, sluice::batch_item_failures or "
@@ -340,25 +353,17 @@ auto operator|(mapping<S, Stages>&& m, Stage&& stage) {
 }
 
 namespace detail {
-/// Runs the fused per-record stages on one record: returns false when a filter drops it,
-/// otherwise passes the (transformed) record to emit and returns what emit returns.
-template <std::size_t I, class Stages, class Rec, class Emit>
-inline bool run_per_record(Stages& stages, Rec&& r, Emit& emit) {
-  if constexpr (I == decltype(hana::size(stages))::value) {
-    return emit(std::forward<Rec>(r));  // a transform's result is moved into the batch
-  } else {
-    auto& stage = stages[hana::size_c<I>];
-    using st = std::remove_cvref_t<decltype(stage)>;
-    if constexpr (is_filter<st>) {
-      if (!static_cast<bool>(call_on_record(stage.pred, std::as_const(r)))) return false;
-      return run_per_record<I + 1>(stages, std::forward<Rec>(r), emit);
-    } else if constexpr (is_transform<st>) {
-      return run_per_record<I + 1>(stages, apply_transform(stage.fn, std::as_const(r)), emit);
-    } else {
-      return run_per_record<I + 1>(stages, std::forward<Rec>(r), emit);
-    }
-  }
-}
+/// A sink whose handler takes one record (or its payload) rather than a batch.
+template <class R, class Stage>
+inline constexpr bool is_record_sink_stage = false;
+template <class R, class H>
+inline constexpr bool is_record_sink_stage<R, sink_stage<H>> =
+    !std::invocable<H&, const batch<R>&> && callable_on_record<H, R>;
+template <class R, class Stages>
+struct record_sink_of : std::false_type {};
+template <class R, class... S>
+struct record_sink_of<R, hana::tuple<S...>>
+    : std::bool_constant<(is_record_sink_stage<R, S> || ...)> {};
 
 /// What a mapping's stage list says, read once when it starts.
 template <class M>
@@ -369,6 +374,8 @@ struct mapping_traits {
   static constexpr bool has_bisect = M::template has<bisect_test>;
   static constexpr bool has_report = M::template has<report_test>;
   static constexpr bool has_destination = M::template has<on_failure_test>;
+  /// The sink takes one record (or payload), not a batch: it is called in the read loop.
+  static constexpr bool record_sink = record_sink_of<record_type, typename M::stages_type>::value;
 
   template <class Test, class... S>
   static constexpr std::size_t index_of(hana::basic_type<hana::tuple<S...>>) {

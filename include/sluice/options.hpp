@@ -13,6 +13,7 @@
 #include "sluice/clock.hpp"
 #include "sluice/config.hpp"
 #include "sluice/detail/util/validate.hpp"
+#include "sluice/traits.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 
@@ -59,6 +60,30 @@ inline workers_option workers(std::int64_t n) {
   return {static_cast<std::uint32_t>(n)};
 }
 
+/// Which thread runs a lane's batches in sluice::start (docs/guide.md, "Execution model").
+enum class execution_mode {
+  /// The reader runs a batch itself when it has nothing more to read right now, and hands it to
+  /// another thread when it has (so reading and handling overlap). The default.
+  adaptive,
+  /// Readers run every batch of their shards themselves; no other thread runs handlers.
+  inline_only,
+  /// Readers only read; every batch runs on a worker thread (the reader never calls a handler).
+  handoff,
+};
+struct execution_option {
+  execution_mode mode;
+};
+/// Forces where sluice::start runs batches (default: execution_mode::adaptive).
+inline execution_option execution(execution_mode mode) { return {mode}; }
+
+template <class Traits>
+struct traits_option {};
+/// Tuning knobs of sluice::start and sluice::run (sluice/traits.hpp).
+template <class Traits>
+traits_option<Traits> with_traits() {
+  return {};
+}
+
 struct stop_option {
   std::stop_token token;
 };
@@ -81,6 +106,17 @@ struct option_type<Option, Default, First, Rest...> {
                                   typename option_type<Option, Default, Rest...>::type>;
 };
 
+template <class... Opts>
+struct traits_of {
+  using type = default_runtime_traits;
+};
+template <class T, class... Rest>
+struct traits_of<traits_option<T>, Rest...> {
+  using type = T;
+};
+template <class First, class... Rest>
+struct traits_of<First, Rest...> : traits_of<Rest...> {};
+
 /// All options, resolved to concrete types: Store and Clock default when not given.
 template <class... Opts>
 struct resolved_options {
@@ -89,6 +125,7 @@ struct resolved_options {
                            Opts...>::type;
   using clock_opt = typename option_type<clock_option, clock_option<system_clock>, Opts...>::type;
   using store_type = std::remove_pointer_t<decltype(store_option::store)>;
+  using traits_type = typename traits_of<Opts...>::type;
   using clock_type = std::remove_pointer_t<decltype(clock_opt::clock)>;
 
   store_type* store = nullptr;
@@ -96,6 +133,7 @@ struct resolved_options {
   std::string name = "sluice";
   std::uint32_t pollers = 0;
   std::uint32_t workers = 0;
+  execution_mode execution = execution_mode::adaptive;
   std::stop_token stop;
 
   /// The in-memory store used when no checkpoints(...) option is given; whoever runs the
@@ -125,6 +163,8 @@ struct resolved_options {
   void take(pollers_option o) { pollers = o.n; }
   void take(workers_option o) { workers = o.n; }
   void take(stop_option o) { stop = std::move(o.token); }
+  void take(execution_option o) { execution = o.mode; }
+  void take(traits_option<traits_type>) {}
 };
 }  // namespace detail
 

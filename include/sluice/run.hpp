@@ -25,14 +25,13 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
     using options = detail::resolved_options<Opts...>;
     options o(std::move(opts)...);
     using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
-                                    typename options::store_type>;
+                                    typename options::store_type, typename options::traits_type>;
     engine_t e(std::move(m), *o.clock, *o.store, o.name);
 
     std::vector<sequence_number_t> end;
     for (auto& s : e.shards()) end.push_back(e.source().last_sequence(s->id));
 
-    const std::size_t chunk = std::max<std::size_t>(1024, e.batching().batch_size);
-    std::vector<typename engine_t::lane*> submitted;
+    std::vector<typename engine_t::lane*> claimed;
     sleeper self;
     std::atomic<bool> stopped{false};
     std::stop_callback on_stop(o.stop, [&] { stopped = true; });
@@ -43,21 +42,28 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
       bool flush = false;  // close open batching windows: the source has nothing more for us
       while (!stopped) {
         time_point next = far_future;
-        const bool moved =
-            e.poll(s, e.now(), submitted, next, chunk, flush || s.position >= end[s.id]);
-        for (auto* l : submitted) {  // one batch at a time, each to completion
-          while (true) {  // the lane's batches in order, each to completion
+        const time_point now = e.now();
+        const detail::poll_result polled =
+            e.poll(s, now, claimed, next, flush || s.position >= end[s.id]);
+        for (auto* l : claimed) {  // each lane's batches in order, each to completion
+          while (true) {
             const auto r = e.run_job(*l);
             if (stopped || (r.done && !r.more)) break;
             if (!r.done) e.clock().sleep_until(r.wait_until, self);
           }
-          // Always safe: the checkpoint only covers finished records (an abandoned batch is not).
-          e.update_checkpoint(s);
           if (stopped) break;
         }
-        submitted.clear();
+        claimed.clear();
+        // Once per pass: the checkpoint only covers finished records (an abandoned batch is not).
         e.update_checkpoint(s);
-        if (!moved) {  // nothing read: at the end, or retention trimmed the rest; flush, then done
+        if (!polled.progress) {
+          if constexpr (engine_t::record_sink) {
+            if (next != far_future && s.position < end[s.id]) {
+              e.clock().sleep_until(next, self);  // the sink's call failed: retry after back-off
+              continue;
+            }
+          }
+          // Nothing read: at the end, or retention trimmed the rest; flush, then done.
           if (flush) break;
           flush = true;
         }

@@ -17,7 +17,7 @@ using sluice_test::eventually;
 using sluice_test::trace;
 
 namespace {
-struct Engine : ::testing::Test {
+struct Engine : ::testing::TestWithParam<sluice::execution_mode> {
   sluice::manual_clock clock;
   sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
   sluice::memory_checkpoint_store store;
@@ -33,11 +33,12 @@ struct Engine : ::testing::Test {
 }  // namespace
 
 // C-01 batch size (S-2.1)
-TEST_F(Engine, C01_BatchSizeSplitsInput) {
+TEST_P(Engine, C01_BatchSizeSplitsInput) {
   put(250);
   auto running = sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
                                    sluice::invoke(record_call()),
-                               sluice::with_clock(clock), sluice::checkpoints(store));
+                               sluice::with_clock(clock), sluice::checkpoints(store),
+                               sluice::execution(GetParam()));
   ASSERT_TRUE(running.wait_until_caught_up(60s));
   EXPECT_EQ(calls.str(), "[1-100] [101-200] [201-250]");
   EXPECT_EQ(store.load("sluice", 0), 250u);
@@ -45,21 +46,23 @@ TEST_F(Engine, C01_BatchSizeSplitsInput) {
 }
 
 // C-02 batching window (S-2.1): the window opens at the first buffered record.
-TEST_F(Engine, C02_BatchingWindowHoldsBatchUntilItElapses) {
+TEST_P(Engine, C02_BatchingWindowHoldsBatchUntilItElapses) {
   const auto t0 = clock.now();
   put(30);
   auto running = sluice::start(
       sluice::from(stream) |
           sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(5s)) |
           sluice::invoke(record_call()),
-      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1),
-      sluice::pollers(1));
+      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1), sluice::pollers(1),
+      sluice::execution(GetParam()));
   ASSERT_TRUE(eventually([&] { return running.metrics().total.polled_event_count == 30; }));
-  // Both threads (poller waiting for the window, idle worker) have looked at the clock.
-  ASSERT_TRUE(clock.wait_for_sleepers(2));
+  // Every thread (the reader waiting for the window; the idle worker, if any) has looked at the
+  // clock. In inline mode the reader is the only thread.
+  const std::size_t threads = GetParam() == sluice::execution_mode::inline_only ? 1 : 2;
+  ASSERT_TRUE(clock.wait_for_sleepers(threads));
   EXPECT_EQ(calls.size(), 0u);
   clock.advance(4999ms);
-  ASSERT_TRUE(clock.wait_for_sleepers(2));
+  ASSERT_TRUE(clock.wait_for_sleepers(threads));
   EXPECT_EQ(calls.size(), 0u) << "invoked before the window elapsed";
   clock.advance(1ms);
   ASSERT_TRUE(running.wait_until_caught_up(60s));
@@ -92,12 +95,12 @@ TEST(EngineBytes, C03_PayloadCapClosesBatchesAndOversizedRecordGoesAlone) {
 }
 
 // C-14 filtered records are finished (S-6.1)
-TEST_F(Engine, C14_FilteredRecordsAreFinished) {
+TEST_P(Engine, C14_FilteredRecordsAreFinished) {
   put(10);
   auto running = sluice::start(
       sluice::from(stream) | sluice::filter([](const R& r) { return r.sequence % 2 == 1; }) |
           sluice::batching(sluice::batch_size(10)) | sluice::invoke(record_call()),
-      sluice::with_clock(clock), sluice::checkpoints(store));
+      sluice::with_clock(clock), sluice::checkpoints(store), sluice::execution(GetParam()));
   ASSERT_TRUE(running.wait_until_caught_up(60s));
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls.calls()[0].sequences, (std::vector<sluice::sequence_number_t>{1, 3, 5, 7, 9}));
@@ -106,7 +109,7 @@ TEST_F(Engine, C14_FilteredRecordsAreFinished) {
 }
 
 // C-15 resume from checkpoint (S-1.4, S-3.4): threaded runtime.
-TEST_F(Engine, C15_ResumeFromCheckpointAfterStop) {
+TEST_P(Engine, C15_ResumeFromCheckpointAfterStop) {
   put(250);
   {
     int call = 0;
@@ -120,7 +123,8 @@ TEST_F(Engine, C15_ResumeFromCheckpointAfterStop) {
                             }
                             calls.record(b, clock.now());
                           }),
-                      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1));
+                      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1),
+                      sluice::execution(GetParam()));
     ASSERT_TRUE(eventually([&] { return stop_now.load(); }));
     running.stop();
   }
@@ -137,7 +141,7 @@ TEST_F(Engine, C15_ResumeFromCheckpointAfterStop) {
 }
 
 // C-15 on the single-thread driver, stopped through a stop token.
-TEST_F(Engine, C15_RunResumesFromCheckpoint) {
+TEST_P(Engine, C15_RunResumesFromCheckpoint) {
   put(250);
   std::stop_source stop;
   int call = 0;
@@ -161,7 +165,7 @@ TEST_F(Engine, C15_RunResumesFromCheckpoint) {
 }
 
 // S-1.4: a stored checkpoint wins; without one, latest skips what is already there.
-TEST_F(Engine, StartingPositionLatestSkipsExistingRecords) {
+TEST_P(Engine, StartingPositionLatestSkipsExistingRecords) {
   put(5);
   trace seen;
   auto running = sluice::start(
@@ -175,7 +179,7 @@ TEST_F(Engine, StartingPositionLatestSkipsExistingRecords) {
   EXPECT_EQ(seen.str(), "[6]");
 }
 
-TEST_F(Engine, StartingPositionAtTimestamp) {
+TEST_P(Engine, StartingPositionAtTimestamp) {
   put(3);
   clock.advance(10s);
   const auto t = clock.now();
@@ -188,7 +192,7 @@ TEST_F(Engine, StartingPositionAtTimestamp) {
 }
 
 // A throwing filter stops the mapping with the error instead of losing or skipping records.
-TEST_F(Engine, ThrowingFilterStopsMappingWithoutAdvancingPastIt) {
+TEST_P(Engine, ThrowingFilterStopsMappingWithoutAdvancingPastIt) {
   put(10);
   auto running = sluice::start(sluice::from(stream) | sluice::filter([](const R& r) {
                                  if (r.sequence == 5) throw std::logic_error("bad filter");
@@ -215,7 +219,7 @@ TEST(EngineRetention, RunEndsWhenRetentionTrimmedTheRest) {
 
 // S-2.3: with window 0 a batch is what is available now, up to batch_size: the reader's chunk
 // size must not cut batches short when more records are already there.
-TEST_F(Engine, WindowZeroBatchesAreFullWhenRecordsAreAvailable) {
+TEST_P(Engine, WindowZeroBatchesAreFullWhenRecordsAreAvailable) {
   put(5000);
   sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(1000)) |
                   sluice::invoke(record_call()),
@@ -231,3 +235,18 @@ TEST_F(Engine, WindowZeroBatchesAreFullWhenRecordsAreAvailable) {
   ASSERT_TRUE(running.wait_until_caught_up(60s));
   EXPECT_EQ(seen.str(), "[1-1000] [1001-2000] [2001-2500]");
 }
+
+INSTANTIATE_TEST_SUITE_P(Conformance, Engine,
+                         ::testing::Values(sluice::execution_mode::adaptive,
+                                           sluice::execution_mode::inline_only,
+                                           sluice::execution_mode::handoff),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case sluice::execution_mode::inline_only:
+                               return "inline";
+                             case sluice::execution_mode::handoff:
+                               return "handoff";
+                             default:
+                               return "adaptive";
+                           }
+                         });

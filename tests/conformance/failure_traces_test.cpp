@@ -18,7 +18,20 @@ using sluice_test::trace;
 
 namespace {
 
-enum class mode { run, start };
+// run: sluice::run on the calling thread; the start modes force where sluice::start runs a
+// batch (the reader itself, or always another thread), and adaptive lets it choose.
+enum class mode { run, start, start_inline, start_handoff };
+
+sluice::execution_mode execution_of(mode m) {
+  switch (m) {
+    case mode::start_inline:
+      return sluice::execution_mode::inline_only;
+    case mode::start_handoff:
+      return sluice::execution_mode::handoff;
+    default:
+      return sluice::execution_mode::adaptive;
+  }
+}
 
 class FailureTraces : public ::testing::TestWithParam<mode> {
  protected:
@@ -38,8 +51,9 @@ class FailureTraces : public ::testing::TestWithParam<mode> {
     if (GetParam() == mode::run) {
       return sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
     }
-    auto running = sluice::start(std::move(m), sluice::with_clock(clock),
-                                 sluice::checkpoints(store), sluice::workers(1));
+    auto running =
+        sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store),
+                      sluice::workers(1), sluice::execution(execution_of(GetParam())));
     EXPECT_TRUE(running.wait_until_caught_up(60s))
         << "did not finish; trace so far: " << calls.str();
     auto snapshot = running.metrics();
@@ -324,7 +338,8 @@ one_record_outcome one_record(mode md, sluice::manual_clock& clock, Handler hand
     if (md == mode::run) {
       sluice::run(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
     } else {
-      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store));
+      auto r = sluice::start(std::move(m), sluice::with_clock(clock), sluice::checkpoints(store),
+                             sluice::execution(execution_of(md)));
       EXPECT_TRUE(r.wait_until_caught_up(60s));
     }
   };
@@ -400,7 +415,18 @@ TEST_P(FailureTraces, RetriesExhaustedWithoutDestinationAreDroppedAndCounted) {
   EXPECT_EQ(checkpoint(), 4u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Conformance, FailureTraces, ::testing::Values(mode::run, mode::start),
+INSTANTIATE_TEST_SUITE_P(Conformance, FailureTraces,
+                         ::testing::Values(mode::run, mode::start, mode::start_inline,
+                                           mode::start_handoff),
                          [](const auto& info) {
-                           return info.param == mode::run ? "run" : "start";
+                           switch (info.param) {
+                             case mode::run:
+                               return "run";
+                             case mode::start_inline:
+                               return "start_inline";
+                             case mode::start_handoff:
+                               return "start_handoff";
+                             default:
+                               return "start_adaptive";
+                           }
                          });

@@ -1,6 +1,6 @@
-// Composing mappings (sluice/mapping.hpp, sluice/sources/range_source.hpp, sluice/run.hpp): user record
-// types adapted by members or by record_traits, per-record stages called with the record or its
-// payload, sources from standard and range-v3 ranges, the fused per-record path (S-2.4, S-6.1),
+// Composing mappings (sluice/mapping.hpp, sluice/sources/range_source.hpp, sluice/run.hpp): user
+// record types adapted by members or by record_traits, per-record stages called with the record or
+// its payload, sources from standard and range-v3 ranges, the fused per-record path (S-2.4, S-6.1),
 // stop_when, and the batch metadata the handler sees (S-4.1).
 #include <gtest/gtest.h>
 
@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/sluice.hpp"
 
 using namespace std::chrono_literals;
@@ -337,8 +338,8 @@ TEST(Composition, FusedPerRecordPathFiltersThenTransformsEachRecordOnce) {
                                           return std::to_string(p);
                                         }));
   std::vector<sluice::record<std::string>> emitted;
-  auto emit = [&](const sluice::record<std::string>& r) {
-    emitted.push_back(r);
+  auto emit = [&](auto&& make) {  // the engine builds make()'s record in place
+    emitted.push_back(make());
     return true;
   };
   const sluice::time_point t = sluice::time_point{} + 1s;

@@ -1,10 +1,12 @@
-// sluice/sources/memory_stream.hpp: an in-memory sharded stream in the manner of a Kinesis stream, for
-// tests, benchmarks and examples. put() is safe from many producer threads (one mutex per
-// shard); each shard numbers its records 1, 2, 3, ...; arrival times come from the injected
-// clock and never go backwards within a shard; retention trims by age and by count.
+// sluice/sources/memory_stream.hpp: an in-memory sharded stream in the manner of a Kinesis
+// stream, for tests, benchmarks and examples. put() is safe from many producer threads (one
+// mutex per shard); each shard numbers its records 1, 2, 3, ...; arrival times come from the
+// injected clock and never go backwards within a shard; retention trims by age and by count.
+// Records live in append-only chunks: a reader visits them in place, outside the lock.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -66,30 +68,76 @@ class memory_stream {
   put_result put(Key key, Payload payload) {
     const shard_id_t id = shard_for(key_hash(key), options_.shards);
     shard& s = *shards_[id];
-    std::lock_guard lock(s.mutex);
-    time_point arrival = clock_->now();
-    if (!s.records.empty()) arrival = std::max(arrival, s.records.back().arrival);
-    const sequence_number_t seq = s.next++;
-    s.records.push_back(record_type{std::move(key), seq, arrival, std::move(payload)});
-    trim_locked(s);
-    for (data_listener* l : s.listeners) l->on_data(id);
+    sequence_number_t seq;
+    {
+      std::lock_guard lock(s.mutex);
+      seq = append_locked(s, std::move(key), std::move(payload));
+      publish_locked(s);
+      trim_locked(s);
+      for (data_listener* l : s.listeners) l->on_data(id);
+    }
     return {id, seq};
+  }
+
+  /// Appends several records (like Kinesis PutRecords): the records of each shard are appended
+  /// in the given order and become visible to readers together, so a reader sees all of a
+  /// shard's records of the call or none. Returns where each landed, in input order.
+  template <class Range>
+  std::vector<put_result> put_many(Range&& entries) {
+    std::vector<put_result> where;
+    std::vector<std::vector<std::size_t>> by_shard(options_.shards);
+    std::vector<std::pair<Key, Payload>> items;
+    for (auto&& [key, payload] : entries) items.emplace_back(key, payload);
+    where.resize(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i)
+      by_shard[shard_for(key_hash(items[i].first), options_.shards)].push_back(i);
+    for (shard_id_t id = 0; id < options_.shards; ++id) {
+      if (by_shard[id].empty()) continue;
+      shard& s = *shards_[id];
+      {
+        std::lock_guard lock(s.mutex);
+        for (std::size_t i : by_shard[id]) {
+          where[i] = {id, append_locked(s, std::move(items[i].first), std::move(items[i].second))};
+        }
+        publish_locked(s);
+        trim_locked(s);
+        for (data_listener* l : s.listeners) l->on_data(id);
+      }
+    }
+    return where;
   }
 
   std::uint32_t shard_count() const noexcept { return options_.shards; }
   std::string_view name() const noexcept { return options_.name; }
 
+  /// Calls visit(record) for up to `max` records after `after`, in order. The shard's lock is
+  /// taken once per storage chunk (up to 4,096 records) to find and pin it; records are visited
+  /// outside the lock, so a visitor may do anything, even put into this stream.
   template <class Visit>
   std::size_t read(shard_id_t id, sequence_number_t after, std::size_t max, Visit&& visit) {
     shard& s = *shards_[id];
-    std::lock_guard lock(s.mutex);
-    trim_locked(s);
-    if (s.records.empty()) return 0;
-    const sequence_number_t first = s.records.front().sequence;
-    std::size_t index = after < first ? 0 : static_cast<std::size_t>(after - first + 1);
     std::size_t consumed = 0;
-    for (; consumed < max && index < s.records.size(); ++index, ++consumed) {
-      if (!visit(std::as_const(s.records[index]))) break;
+    sequence_number_t position = after;
+    while (consumed < max) {
+      std::shared_ptr<chunk> c;
+      std::uint32_t begin = 0, end = 0;
+      {
+        std::lock_guard lock(s.mutex);
+        trim_locked(s);
+        if (position + 1 < s.first_retained) position = s.first_retained - 1;
+        c = chunk_of_locked(s, position + 1);
+        if (!c) break;
+        begin = static_cast<std::uint32_t>(position + 1 - c->first);
+        end = c->published.load(std::memory_order_relaxed);
+      }
+      const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(end - begin, max - consumed));
+      const record_type* p = c->data + begin;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        if (!visit(std::as_const(p[i]))) return consumed;
+        ++consumed;
+      }
+      position += n;
+      if (n == 0) break;
     }
     return consumed;
   }
@@ -102,14 +150,14 @@ class memory_stream {
       case starting_position::kind::latest:
         return s.next - 1;
       case starting_position::kind::at_timestamp: {
-        auto it =
-            std::partition_point(s.records.begin(), s.records.end(),
-                                 [&](const record_type& r) { return r.arrival < pos.timestamp; });
-        return it == s.records.end() ? s.next - 1 : it->sequence - 1;
+        for (sequence_number_t q = s.first_retained; q < s.next; ++q) {
+          if (at_locked(s, q).arrival >= pos.timestamp) return q - 1;
+        }
+        return s.next - 1;
       }
       case starting_position::kind::trim_horizon:
       default:
-        return s.records.empty() ? s.next - 1 : s.records.front().sequence - 1;
+        return s.first_retained - 1;
     }
   }
 
@@ -123,7 +171,7 @@ class memory_stream {
   std::size_t size(shard_id_t id) const {
     const shard& s = *shards_[id];
     std::lock_guard lock(s.mutex);
-    return s.records.size();
+    return static_cast<std::size_t>(s.next - s.first_retained);
   }
 
   /// Applies age retention now (put and read also trim).
@@ -148,19 +196,84 @@ class memory_stream {
   }
 
  private:
+  /// Append-only storage: records [first, first + published) built in place. A reader pins a
+  /// chunk (shared_ptr) while it visits it, so trimming never frees records under a reader.
+  struct chunk {
+    chunk(sequence_number_t first, std::uint32_t capacity)
+        : first(first),
+          capacity(capacity),
+          data(std::allocator<record_type>().allocate(capacity)) {}
+    chunk(const chunk&) = delete;
+    chunk& operator=(const chunk&) = delete;
+    ~chunk() {
+      std::destroy_n(data, built);
+      std::allocator<record_type>().deallocate(data, capacity);
+    }
+    sequence_number_t first;
+    std::uint32_t capacity;
+    std::uint32_t built = 0;                  // constructed (writer's, under the lock)
+    std::atomic<std::uint32_t> published{0};  // visible to readers
+    record_type* data;
+  };
+  static constexpr std::uint32_t max_chunk = 4096;
+
   struct shard {
     mutable std::mutex mutex;
-    std::deque<record_type> records;
-    sequence_number_t next = 1;
+    std::deque<std::shared_ptr<chunk>> chunks;
+    sequence_number_t next = 1;            // sequence number of the next record
+    sequence_number_t first_retained = 1;  // records below were trimmed
+    time_point last_arrival{};
     std::vector<data_listener*> listeners;
   };
 
+  sequence_number_t append_locked(shard& s, Key&& key, Payload&& payload) {
+    time_point arrival = clock_->now();
+    if (s.next > 1) arrival = std::max(arrival, s.last_arrival);
+    s.last_arrival = arrival;
+    if (s.chunks.empty() || s.chunks.back()->built == s.chunks.back()->capacity) {
+      const std::uint32_t capacity =
+          s.chunks.empty() ? 16 : std::min(max_chunk, s.chunks.back()->capacity * 2);
+      s.chunks.push_back(std::make_shared<chunk>(s.next, capacity));
+    }
+    chunk& c = *s.chunks.back();
+    const sequence_number_t seq = s.next++;
+    ::new (static_cast<void*>(c.data + c.built))
+        record_type{std::move(key), seq, arrival, std::move(payload)};
+    ++c.built;
+    return seq;
+  }
+  static void publish_locked(shard& s) {
+    for (auto it = s.chunks.rbegin(); it != s.chunks.rend(); ++it) {
+      chunk& c = **it;
+      if (c.published.load(std::memory_order_relaxed) == c.built) break;
+      c.published.store(c.built, std::memory_order_release);
+    }
+  }
+  static std::shared_ptr<chunk> chunk_of_locked(const shard& s, sequence_number_t seq) {
+    if (s.chunks.empty() || seq < s.chunks.front()->first) return nullptr;
+    auto it = std::upper_bound(
+        s.chunks.begin(), s.chunks.end(), seq,
+        [](sequence_number_t q, const std::shared_ptr<chunk>& c) { return q < c->first; });
+    const std::shared_ptr<chunk>& c = *(it - 1);
+    if (seq >= c->first + c->published.load(std::memory_order_relaxed)) return nullptr;
+    return c;
+  }
+  static const record_type& at_locked(const shard& s, sequence_number_t seq) {
+    const auto c = chunk_of_locked(s, seq);
+    return c->data[seq - c->first];
+  }
+
   void trim_locked(shard& s) {
-    while (s.records.size() > options_.retention_count) s.records.pop_front();
+    if (s.next - s.first_retained > options_.retention_count)
+      s.first_retained = s.next - options_.retention_count;
     if (options_.retention_age) {
       const time_point horizon = clock_->now() - *options_.retention_age;
-      while (!s.records.empty() && s.records.front().arrival < horizon) s.records.pop_front();
+      while (s.first_retained < s.next && at_locked(s, s.first_retained).arrival < horizon)
+        ++s.first_retained;
     }
+    while (!s.chunks.empty() &&
+           s.chunks.front()->first + s.chunks.front()->built <= s.first_retained)
+      s.chunks.pop_front();
   }
 
   stream_options options_;

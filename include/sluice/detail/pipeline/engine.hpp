@@ -1,14 +1,20 @@
-// sluice/detail/pipeline/engine.hpp: the data path of one mapping, shared by sluice::run (one thread)
-// and sluice::start (poller and worker threads). poll() reads a shard, runs the fused
-// per-record stages, routes records to lanes (S-3.1) and closes batches (S-2); the driver
-// decides where a closed batch runs. The checkpoint of a shard is derived from the reader's
+// sluice/detail/pipeline/engine.hpp: the data path of one mapping, shared by sluice::run (one
+// thread) and sluice::start (driver threads):
+//
+//   source shard --read--> fused per-record stages --route by key--> lane (batcher)
+//       --close--> run side: lane_job (handler + failure policies) --> checkpoint tracker
+//
+// poll() reads a shard, runs the fused stages, routes records to lanes (S-3.1) and closes
+// batches (S-2); the driver decides which thread runs a lane whose batch closed. With a
+// per-record sink (invoke(fn) where fn takes one record, no batching), poll() calls fn in the
+// read loop itself: no lane, no batch. The checkpoint of a shard is derived from the reader's
 // position and each lane's oldest unfinished record (S-3.3).
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
@@ -17,16 +23,17 @@
 #include <vector>
 
 #include "sluice/checkpoint.hpp"
+#include "sluice/detail/pipeline/fused_stages.hpp"
+#include "sluice/detail/pipeline/lane.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/metrics.hpp"
+#include "sluice/traits.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 
 namespace detail {
-
-inline constexpr sequence_number_t none_in_flight = std::numeric_limits<sequence_number_t>::max();
 
 template <class M, bool HasDestination = mapping_traits<M>::has_destination>
 struct destination_of {
@@ -38,7 +45,14 @@ struct destination_of<M, true> {
       std::remove_reference_t<decltype(mapping_traits<M>::destination(std::declval<M&>()))>;
 };
 
-template <class M, class Clock, class Store>
+/// What one pass over a shard did.
+struct poll_result {
+  bool progress = false;  // records were read or batches closed
+  bool more = false;      // the pass read a whole chunk: there is likely more to read now
+  bool blocked = false;   // the pass stopped at a full lane whose batch is in flight
+};
+
+template <class M, class Clock, class Store, class Traits = default_runtime_traits>
 class engine {
  public:
   using traits = mapping_traits<M>;
@@ -48,47 +62,12 @@ class engine {
   using policies =
       policy_set<traits::has_bisect, traits::has_report, typename destination_of<M>::type>;
   using job_type = lane_job<record_type, policies>;
+  static constexpr bool record_sink = traits::record_sink;
+  static constexpr std::uint32_t slots = Traits::batches_per_lane;
+  static_assert(slots >= 2, "sluice::runtime_traits::batches_per_lane must be at least 2");
 
   struct shard_state;
-
-  static constexpr std::uint32_t slots = batches_per_lane;
-
-  /// One lane of a shard: a ring of batch slots. Batches [head, closed) belong to the worker
-  /// side, in order (only the oldest is in flight: S-3.2); slot `closed` is the poller's, being
-  /// filled. A worker that finishes a batch goes on to the next closed one itself, so the poller
-  /// and the workers meet only when the ring runs empty or full.
-  struct lane {
-    explicit lane(std::uint64_t seed) : job(seed) {}
-    struct slot {
-      std::vector<record_type> records;
-      std::uint32_t n = 0;
-      std::atomic<sequence_number_t> unfinished{none_in_flight};  // oldest unfinished record
-    };
-    std::array<slot, slots> ring;
-    std::atomic<std::uint64_t> closed{0};  // batches closed so far (the poller's counter)
-    std::atomic<std::uint64_t> head{0};    // batches finished so far (the worker side's)
-    std::atomic<bool> busy{false};         // a worker side owns the lane: job runs batch `head`
-
-    // The poller's, for the batch being filled (slot `closed`):
-    std::size_t fill_bytes = 0;
-    bool fill_closed = false;  // the next record would go over maximum_payload_bytes
-    time_point fill_deadline = far_future;
-    sequence_number_t fill_front = 0;
-
-    job_type job;
-    std::atomic<bool> retrying{false};    // the batch in flight has failed and waits to retry
-    sequence_number_t bypassed_from = 0;  // poller's: first record skipped while retrying (0: none)
-    shard_state* shard = nullptr;
-    time_point due{};  // when a waiting job is to run again
-
-    slot& filling() noexcept { return ring[closed.load(std::memory_order_relaxed) % slots]; }
-    std::uint32_t fill_n() noexcept { return filling().n; }
-    /// Another batch can be closed: the ring has a free slot to fill next.
-    bool can_close() const noexcept {
-      return closed.load(std::memory_order_relaxed) - head.load(std::memory_order_acquire) <
-             slots - 1;
-    }
-  };
+  using lane = detail::lane<record_type, slots, job_type, shard_state>;
 
   struct shard_state {
     shard_id_t id = 0;
@@ -97,6 +76,21 @@ class engine {
     live_counters counters;
     std::atomic<sequence_number_t> checkpoint{0};
     sequence_number_t saved = 0;
+    // Per-record sink: a record whose call failed is read again at or after this time.
+    time_point retry_at{};
+    std::uint32_t sink_failures = 0;
+    std::uint64_t rng = 0;
+  };
+
+  /// What lane_job reads: the handler, destination, retry settings, clock and stop flag.
+  struct context {
+    engine* e;
+    time_point now() const { return e->clock_->now(); }
+    bool stop_requested() const noexcept { return e->stop_requested(); }
+    auto& handler() { return traits::handler(e->mapping_); }
+    auto& destination() { return traits::destination(e->mapping_); }
+    const retry_config& retry;
+    const std::string& stream_name;
   };
 
   engine(M&& m, Clock& clock, Store& store, std::string name)
@@ -105,9 +99,10 @@ class engine {
         store_(&store),
         name_(std::move(name)),
         batching_(traits::batching(mapping_)),
-        retry(traits::retry(mapping_)),
-        stream_name(std::string(source().name())) {
-    const std::uint32_t lanes = traits::lanes(mapping_);
+        retry_(traits::retry(mapping_)),
+        stream_name_(std::string(source().name())),
+        context_{this, retry_, stream_name_} {
+    const std::uint32_t lanes = record_sink ? 0 : traits::lanes(mapping_);
     if constexpr (requires { record_traits<record_type>::constant_payload_size; }) {
       count_bytes_ =
           std::size_t{batching_.batch_size} * record_traits<record_type>::constant_payload_size >
@@ -118,143 +113,140 @@ class engine {
     for (shard_id_t id = 0; id < n; ++id) {
       auto s = std::make_unique<shard_state>();
       s->id = id;
+      s->rng = std::uint64_t{id} << 32;
       const std::optional<sequence_number_t> stored = store_->load(name_, id);
       s->position = stored ? *stored : source().resolve(id, mapping_.source.position);
       s->checkpoint.store(s->position);
       s->saved = s->position;
       for (std::uint32_t i = 0; i < lanes; ++i) {
-        auto l = std::make_unique<lane>((std::uint64_t{id} << 32) | i);
-        l->shard = s.get();
-        s->lanes.push_back(std::move(l));
+        s->lanes.push_back(
+            std::make_unique<lane>(batching_.batch_size, (std::uint64_t{id} << 32) | i, s.get()));
       }
       shards_.push_back(std::move(s));
     }
   }
 
-  // ---- what lane_job reads ----
   time_point now() const { return clock_->now(); }
   /// Jobs start no new attempt or delivery once this is set (stop()).
   bool stop_requested() const noexcept {
     return stop_ != nullptr && stop_->load(std::memory_order_relaxed);
   }
   void set_stop_flag(const std::atomic<bool>* stop) noexcept { stop_ = stop; }
-  auto& handler() { return traits::handler(mapping_); }
-  auto& destination() { return traits::destination(mapping_); }
 
   source_type& source() { return unwrap(mapping_.source.source); }
   std::vector<std::unique_ptr<shard_state>>& shards() noexcept { return shards_; }
   Clock& clock() noexcept { return *clock_; }
   const std::string& name() const noexcept { return name_; }
   const batching_config& batching() const noexcept { return batching_; }
+  /// Records one pass reads from a shard.
+  std::size_t chunk() const noexcept {
+    return std::max<std::size_t>(Traits::read_chunk, batching_.batch_size);
+  }
 
-  /// Reads up to `chunk` records of a shard into its lanes. Batches that close are handed to
-  /// `submitted` (the driver runs them). Returns whether anything moved. `next_deadline` is
-  /// lowered to the earliest open batching window. With `flush`, open windows close now.
+  /// Reads up to chunk() records of a shard into its lanes. Lanes whose batch closed and that
+  /// the caller now owns are appended to `claimed` (the driver runs them). `next_deadline` is
+  /// lowered to the earliest open batching window or sink retry. With `flush`, open windows
+  /// close now.
   ///
   /// Backpressure and isolation: when a record's lane is full and its batch is in flight, the
   /// reader stops (a slow handler slows the reader). But when that batch is being retried, the
   /// lane is bypassed instead: the reader goes on with the other lanes, the bypassed lane
   /// re-reads its own records from the source once it is free (catch_up), and the checkpoint
   /// stays below the first record it skipped (S-3.3 failure isolation with bounded memory).
-  bool poll(shard_state& s, time_point now, std::vector<lane*>& submitted,
-            time_point& next_deadline, std::size_t chunk, bool flush = false) {
-    // S-2.3: with window 0 a batch is what is available now, so a partial batch waits until
-    // the reader has taken everything the source holds (a read shorter than the chunk).
-    const bool zero_window = batching_.maximum_batching_window == duration::zero();
-    bool progress = dispatch_ready(s, now, submitted, flush, !zero_window);
-    read_counts counts;
-    for (auto& l : s.lanes) {
-      if (l->bypassed_from != 0 && l->can_close())
-        progress |= catch_up(s, *l, now, submitted, chunk, counts);
-    }
-    sequence_number_t position = s.position;  // a local in the per-record loop
-    auto visit = [&](const source_record& r) -> bool {
-      lane& l = route(s, r);
-      const sequence_number_t seq = sluice::sequence_number(r);
-      if (l.bypassed_from == 0) {
-        const offer_result taken = offer(l, r, seq, now, submitted);
-        if (taken == offer_result::blocked) {
-          // Backpressure, unless the lane is retrying and other lanes can use the reader.
-          if (s.lanes.size() == 1 || !l.retrying.load(std::memory_order_acquire)) return false;
-          l.bypassed_from = seq;
-        } else {
-          counts.add(taken);
-        }
+  poll_result poll(shard_state& s, time_point now, std::vector<lane*>& claimed,
+                   time_point& next_deadline, bool flush = false) {
+    if constexpr (record_sink) {
+      return poll_sink(s, now, next_deadline);
+    } else {
+      // S-2.3: with window 0 a batch is what is available now, so a partial batch waits until
+      // the reader has taken everything the source holds (a read shorter than the chunk).
+      const bool zero_window = batching_.maximum_batching_window == duration::zero();
+      const std::size_t chunk = this->chunk();
+      poll_result result;
+      result.progress = close_ready(s, now, claimed, flush, !zero_window);
+      read_counts counts;
+      for (auto& l : s.lanes) {
+        if (l->bypassed_from != 0 && l->can_close())
+          result.progress |= catch_up(s, *l, now, claimed, chunk, counts);
       }
-      position = seq;
-      return true;
-    };
-    const std::size_t consumed = source().read(s.id, s.position, chunk, visit);
-    s.position = position;
-    if (consumed > 0) progress = true;
-    if (counts.polled > 0) live_counters::add(s.counters.polled, counts.polled);
-    if (counts.filtered > 0) live_counters::add(s.counters.filtered_out, counts.filtered);
-    progress |= dispatch_ready(s, now, submitted, flush, !zero_window || consumed < chunk);
-    for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
-      if (l->fill_n() > 0 && l->can_close())
-        next_deadline = std::min(next_deadline, l->fill_deadline);
-    }
-    return progress;
-  }
-
-  /// Closes the lane's filling batch (the ring has room: can_close()); if no worker side owns
-  /// the lane, claims it and hands it to the driver through `submitted`.
-  void dispatch(lane& l, std::vector<lane*>& submitted) {
-    typename lane::slot& done = l.filling();
-    done.unfinished.store(sluice::sequence_number(done.records[0]), std::memory_order_release);
-    l.closed.fetch_add(1, std::memory_order_seq_cst);  // Dekker pair with finish_batch()
-    l.filling().n = 0;
-    l.fill_bytes = 0;
-    l.fill_closed = false;
-    l.fill_deadline = far_future;
-    if (try_claim(l)) {
-      begin_batch(l);
-      submitted.push_back(&l);
+      bool blocked = false;
+      sequence_number_t position = s.position;  // a local in the per-record loop
+      const bool one_lane = s.lanes.size() == 1;
+      auto visit = [&](const source_record& r) -> bool {
+        lane& l = one_lane ? *s.lanes[0] : route(s, r);
+        const sequence_number_t seq = sluice::sequence_number(r);
+        if (l.bypassed_from == 0) [[likely]] {
+          const offer_result taken = offer(l, r, seq, now, claimed);
+          if (taken == offer_result::blocked) [[unlikely]] {
+            // Backpressure, unless the lane is retrying and other lanes can use the reader.
+            if (one_lane || !l.retrying.load(std::memory_order_acquire)) {
+              blocked = true;
+              return false;
+            }
+            l.bypassed_from = seq;
+          } else {
+            counts.add(taken);
+          }
+        }
+        position = seq;
+        return true;
+      };
+      const std::size_t consumed = source().read(s.id, s.position, chunk, visit);
+      s.position = position;
+      if (consumed > 0) result.progress = true;
+      result.more = consumed >= chunk;
+      result.blocked = blocked;
+      counts.flush(s.counters);
+      result.progress |= close_ready(s, now, claimed, flush, !zero_window || consumed < chunk);
+      for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
+        if (l->fill_n() > 0 && l->can_close())
+          next_deadline = std::min(next_deadline, l->fill_deadline);
+      }
+      return result;
     }
   }
 
   struct job_result {
     bool done;              // the batch is finished (or abandoned on stop: then !more)
-    bool more;              // done, and the lane's next batch has begun: run the lane again
+    bool more;              // done, and the lane's next batch is current: run the lane again
     time_point wait_until;  // when !done: run again at or after this time
   };
 
   /// Runs the lane's current batch until it is finished or must wait. When finished, the
-  /// worker side moves on to the next closed batch itself (`more`) or releases the lane.
+  /// caller goes on to the next closed batch itself (`more`) or the lane is released.
   job_result run_job(lane& l) {
-    typename lane::slot& current = l.ring[l.head.load(std::memory_order_relaxed) % slots];
-    auto publish = [&current](std::size_t finished) {
-      current.unfinished.store(finished < current.n
-                                   ? sluice::sequence_number(current.records[finished])
-                                   : none_in_flight,
-                               std::memory_order_release);
-    };
-    const step_result r = l.job.step(*this, l.shard->counters, publish);
-    l.retrying.store(!r.done, std::memory_order_release);
-    if (!r.done) return {false, false, r.wait_until};
-    current.unfinished.store(none_in_flight, std::memory_order_release);  // also after drops
-    return {true, finish_batch(l), {}};
+    if constexpr (record_sink) {  // no lanes: never called
+      (void)l;
+      return {true, false, {}};
+    } else {
+      typename lane::slot& current = l.current();
+      if (!l.job.started()) l.job.begin(current.records(), l.shard->id);
+      auto publish = [&current](std::size_t finished) {
+        current.unfinished.store(
+            finished < current.n ? sluice::sequence_number(current.data[finished]) : none_in_flight,
+            std::memory_order_release);
+      };
+      const step_result r = l.job.step(context_, l.shard->counters, publish);
+      l.retrying.store(!r.done, std::memory_order_release);
+      if (!r.done) return {false, false, r.wait_until};
+      l.job.end();
+      return {true, l.finish(), {}};
+    }
   }
 
-  /// Batches waiting in the lane's ring, not counting the one in flight.
-  std::uint64_t waiting_batches(const lane& l) const noexcept {
-    return l.closed.load(std::memory_order_acquire) - l.head.load(std::memory_order_acquire);
-  }
-
-  /// S-3.3: every record <= the result is finished. Called by the poller (slot `closed` and
-  /// the fill state are its own).
-  sequence_number_t checkpoint_of(shard_state& s) const {
+  /// S-3.3: every record <= the result is finished. Called by the shard's reader (the fill
+  /// state is its own).
+  sequence_number_t checkpoint_of(shard_state& s) {
     sequence_number_t cp = s.position;
     for (auto& l : s.lanes) {
       if (l->fill_n() > 0) cp = std::min(cp, l->fill_front - 1);
       if (l->bypassed_from != 0) cp = std::min(cp, l->bypassed_from - 1);
       // A batch leaves [head, closed) only when all of it is finished, so every unfinished
-      // record is in one of these slots (a stale head only adds finished slots).
-      const std::uint64_t closed = l->closed.load(std::memory_order_relaxed);
-      for (std::uint64_t b = l->head.load(std::memory_order_acquire); b < closed; ++b) {
-        const sequence_number_t f = l->ring[b % slots].unfinished.load(std::memory_order_acquire);
+      // record is in one of these slots.
+      l->for_each_closed([&cp](typename lane::slot& b) {
+        const sequence_number_t f = b.unfinished.load(std::memory_order_acquire);
         if (f != none_in_flight) cp = std::min(cp, f - 1);
-      }
+      });
     }
     return cp;
   }
@@ -290,53 +282,18 @@ class engine {
 
   /// The most records the mapping can hold between the source and the handler.
   std::size_t buffer_bound() const {
-    return shards_.size() * traits::lanes(const_cast<M&>(mapping_)) * slots * batching_.batch_size;
+    if constexpr (record_sink) {
+      return 0;
+    } else {
+      return shards_.size() * traits::lanes(const_cast<M&>(mapping_)) * slots *
+             batching_.batch_size;
+    }
   }
 
  private:
   lane& route(shard_state& s, const source_record& r) {
-    if (s.lanes.size() == 1) return *s.lanes[0];
     const auto lanes = static_cast<std::uint32_t>(s.lanes.size());
     return *s.lanes[lane_for(key_hash(sluice::partition_key(r)), lanes)];
-  }
-
-  void begin_batch(lane& l) {
-    typename lane::slot& b = l.ring[l.head.load(std::memory_order_relaxed) % slots];
-    l.job.begin(std::span<const record_type>(b.records.data(), b.n), l.shard->id);
-  }
-
-  /// The worker side finished batch `head`: begins the next closed one (returns true, the lane
-  /// stays owned) or releases the lane (false).
-  bool finish_batch(lane& l) {
-    const std::uint64_t next = l.head.load(std::memory_order_relaxed) + 1;
-    l.head.store(next, std::memory_order_seq_cst);
-    if (next < l.closed.load(std::memory_order_seq_cst)) {
-      begin_batch(l);
-      return true;
-    }
-    l.busy.store(false, std::memory_order_seq_cst);
-    if (try_claim(l)) {  // a batch closed meanwhile: exactly one side claims it
-      begin_batch(l);
-      return true;
-    }
-    return false;
-  }
-
-  /// Takes ownership of the lane's worker side if it is free and a closed batch is waiting.
-  /// Both the poller (after closing) and a worker (after releasing) call it; with seq_cst on
-  /// busy, head and closed, a waiting batch is never left unowned, and an owner always has a
-  /// batch: another side may have run it between the close and the claim.
-  static bool try_claim(lane& l) {
-    while (true) {
-      if (l.busy.load(std::memory_order_seq_cst) ||
-          l.busy.exchange(true, std::memory_order_seq_cst))
-        return false;
-      if (l.head.load(std::memory_order_seq_cst) < l.closed.load(std::memory_order_seq_cst))
-        return true;
-      l.busy.store(false, std::memory_order_seq_cst);
-      if (l.head.load(std::memory_order_seq_cst) >= l.closed.load(std::memory_order_seq_cst))
-        return false;
-    }
   }
 
   enum class offer_result { taken, filtered, blocked };
@@ -348,51 +305,76 @@ class engine {
       ++polled;
       if (r == offer_result::filtered) ++filtered;  // S-6.1: finished at once
     }
+    void flush(live_counters& c) noexcept {
+      if (polled > 0) live_counters::add(c.polled, polled);
+      if (filtered > 0) live_counters::add(c.filtered_out, filtered);
+    }
   };
 
-  /// Runs the fused per-record stages on r and places the result in lane l, closing batches
-  /// on size and bytes (S-2.1). `blocked`: l cannot take it now (full, and its batch in flight).
+  /// Closes the lane's filling batch; a lane the caller now owns goes to `claimed`.
+  static void close(lane& l, std::vector<lane*>& claimed) {
+    l.fill_bytes = 0;
+    l.fill_closed = false;
+    l.fill_deadline = far_future;
+    if (l.close()) claimed.push_back(&l);
+  }
+
+  /// Runs the fused per-record stages on r and builds the result in lane l's filling batch,
+  /// closing batches on size and bytes (S-2.1). `blocked`: l cannot take it now (full, and its
+  /// batch in flight).
   offer_result offer(lane& l, const source_record& r, sequence_number_t seq, time_point now,
-                     std::vector<lane*>& submitted) {
-    if (l.fill_n() == batching_.batch_size || l.fill_closed) {
+                     std::vector<lane*>& claimed) {
+    if (l.full() || l.fill_closed) [[unlikely]] {
       if (!l.can_close()) return offer_result::blocked;
-      dispatch(l, submitted);
+      close(l, claimed);
     }
     bool refused = false;
-    auto emit = [&](auto&& out) -> bool {
+    auto emit = [&](auto&& make) -> bool {
       std::size_t bytes = 0;
       if (count_bytes_) {
-        bytes = sluice::payload_size_bytes(out);
-        if (l.fill_n() > 0 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
-          l.fill_closed = true;  // S-2.1: the record would take the batch over the cap
+        // The record must be built to be measured: build it in place, then check the cap.
+        const bool first = l.fill_n() == 0;
+        l.emplace(make);
+        typename lane::slot& b = l.filling();
+        bytes = sluice::payload_size_bytes(b.data[b.n - 1]);
+        if (!first && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
+          // S-2.1: the record would take the batch over the cap: it starts the next batch.
           if (!l.can_close()) {
+            std::destroy_at(&b.data[--b.n]);
+            l.fill_closed = true;
             refused = true;
             return false;
           }
-          dispatch(l, submitted);
+          move_last_to_next_batch(l, claimed);
         }
+      } else {
+        l.emplace(make);
       }
-      typename lane::slot& b = l.filling();
-      if (b.n == 0) {
+      if (l.fill_n() == 1) {
         l.fill_front = seq;
         l.fill_deadline = now + batching_.maximum_batching_window;
       }
-      if (b.records.size() > b.n)
-        b.records[b.n] = std::forward<decltype(out)>(out);
-      else
-        b.records.push_back(std::forward<decltype(out)>(out));
-      ++b.n;
       l.fill_bytes += bytes;
-      if (b.n == batching_.batch_size && l.can_close()) dispatch(l, submitted);
+      if (l.full() && l.can_close()) close(l, claimed);
       return true;
     };
     if (run_per_record<0>(mapping_.stages, r, emit)) return offer_result::taken;
     return refused ? offer_result::blocked : offer_result::filtered;
   }
 
+  /// The record just built went over the byte cap: close the batch without it and start the
+  /// next batch with it.
+  static void move_last_to_next_batch(lane& l, std::vector<lane*>& claimed) {
+    typename lane::slot& b = l.filling();
+    record_type last = std::move(b.data[b.n - 1]);
+    std::destroy_at(&b.data[--b.n]);
+    close(l, claimed);
+    l.emplace([&]() -> record_type { return std::move(last); });
+  }
+
   /// A bypassed lane reads its own records again, from the first one it skipped up to the
   /// shard's read position; it rejoins the shared read when it gets there.
-  bool catch_up(shard_state& s, lane& l, time_point now, std::vector<lane*>& submitted,
+  bool catch_up(shard_state& s, lane& l, time_point now, std::vector<lane*>& claimed,
                 std::size_t chunk, read_counts& counts) {
     sequence_number_t cursor = l.bypassed_from - 1;
     l.bypassed_from = 0;
@@ -403,7 +385,7 @@ class engine {
         const sequence_number_t seq = sluice::sequence_number(r);
         if (seq > s.position) return false;
         if (&route(s, r) == &l) {
-          const offer_result taken = offer(l, r, seq, now, submitted);
+          const offer_result taken = offer(l, r, seq, now, claimed);
           if (taken == offer_result::blocked) {
             blocked = true;
             return false;
@@ -420,21 +402,77 @@ class engine {
     return moved;
   }
 
-  /// Hands over every free lane's batch that is closed: full, over the byte cap, flushed, or
-  /// (when `window_may_close`) past its batching window.
-  bool dispatch_ready(shard_state& s, time_point now, std::vector<lane*>& submitted, bool flush,
-                      bool window_may_close) {
+  /// The one place a partly filled batch closes: full, over the byte cap, flushed, or (when
+  /// `window_may_close`) past its batching window; only when the lane's ring has room.
+  bool close_ready(shard_state& s, time_point now, std::vector<lane*>& claimed, bool flush,
+                   bool window_may_close) {
     bool any = false;
     for (auto& lp : s.lanes) {
       lane& l = *lp;
       if (l.fill_n() == 0 || !l.can_close()) continue;
-      if (flush || l.fill_closed || l.fill_n() >= batching_.batch_size ||
-          (window_may_close && now >= l.fill_deadline)) {
-        dispatch(l, submitted);
+      if (flush || l.fill_closed || l.full() || (window_may_close && now >= l.fill_deadline)) {
+        close(l, claimed);
         any = true;
       }
     }
     return any;
+  }
+
+  /// The per-record sink: the handler is called in the read loop, record by record, in
+  /// sequence order. A call that throws stops the pass at that record: it is read again after
+  /// back-off (S-5.6; a per-record sink retries forever, as a batch of one with no retry stage
+  /// would), and the checkpoint stays below it.
+  poll_result poll_sink(shard_state& s, time_point now, time_point& next_deadline) {
+    poll_result result;
+    if (now < s.retry_at) {
+      next_deadline = std::min(next_deadline, s.retry_at);
+      return result;
+    }
+    auto& fn = traits::handler(mapping_);
+    std::uint64_t polled = 0, filtered = 0, invoked = 0;
+    bool failed = false;
+    sequence_number_t position = s.position;
+    auto call = [&](auto&& make) -> bool {
+      ++invoked;
+      try {
+        call_on_record(fn, make());
+      } catch (...) {
+        failed = true;
+        return false;
+      }
+      return true;
+    };
+    auto visit = [&](const source_record& r) -> bool {
+      if (!run_per_record<0>(mapping_.stages, r, call)) {
+        if (failed) return false;  // not consumed: read again after back-off
+        ++filtered;
+      }
+      ++polled;
+      position = sluice::sequence_number(r);
+      return true;
+    };
+    const std::size_t consumed = source().read(s.id, s.position, chunk(), visit);
+    s.position = position;
+    auto& c = s.counters;
+    if (polled > 0) live_counters::add(c.polled, polled);
+    if (filtered > 0) live_counters::add(c.filtered_out, filtered);
+    if (invoked > 0) {
+      live_counters::add(c.invocations, invoked);
+      live_counters::add(c.invoked, invoked);
+      live_counters::add(c.succeeded, invoked - (failed ? 1 : 0));
+    }
+    if (failed) {
+      live_counters::add(c.function_errors, 1);
+      live_counters::add(c.failed_invoke, 1);
+      ++s.sink_failures;
+      s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
+      next_deadline = std::min(next_deadline, s.retry_at);
+    } else if (consumed > 0) {
+      s.sink_failures = 0;
+    }
+    result.progress = consumed > 0;
+    result.more = !failed && consumed >= chunk();
+    return result;
   }
 
   M mapping_;
@@ -447,10 +485,9 @@ class engine {
   // False when every payload has the same size and a full batch stays under the cap: then the
   // per-record byte accounting cannot close a batch and is skipped.
   bool count_bytes_ = true;
-
- public:
-  const retry_config retry;
-  const std::string stream_name;
+  const retry_config retry_;
+  const std::string stream_name_;
+  context context_;
 };
 
 }  // namespace detail

@@ -1,8 +1,9 @@
-// sluice/detail/pipeline/lane_job.hpp: the failure policies of S-4 and S-5 as one resumable state machine
-// over one lane's batch. The batch is contiguous; retries, bisect halves and partial-failure
-// remainders are index ranges into it, kept on a small stack whose top is always the leftmost
-// unfinished range, so records are finished strictly in sequence order. step() runs attempts
-// until the batch is finished or it must wait (back-off), and never holds a thread while waiting.
+// sluice/detail/pipeline/lane_job.hpp: the failure policies of S-4 and S-5 as one resumable state
+// machine over one lane's batch. The batch is contiguous; retries, bisect halves and
+// partial-failure remainders are index ranges into it, kept on a small stack whose top is always
+// the leftmost unfinished range, so records are finished strictly in sequence order. step() runs
+// attempts until the batch is finished or it must wait (back-off), and never holds a thread while
+// waiting.
 #pragma once
 
 #include <cxxabi.h>
@@ -60,15 +61,16 @@ inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
   return z ^ (z >> 31);
 }
 
-/// Everything a job needs from its mapping; provided by the engine.
-///   env.now(), env.handler(), env.destination(), env.retry (retry_config),
-///   env.stream_name (std::string)
+/// Everything a job needs from its mapping comes through an explicit context (the engine's
+/// `context`): env.now(), env.stop_requested(), env.handler(), env.destination(), env.retry
+/// (retry_config), env.stream_name (std::string).
 template <class R, class Policies>
 class lane_job {
  public:
   explicit lane_job(std::uint64_t seed) : rng_(seed) {}
 
   void begin(std::span<const R> records, shard_id_t shard) {
+    started_ = true;
     records_ = records;
     shard_ = shard;
     finished_ = 0;
@@ -78,6 +80,11 @@ class lane_job {
     stack_.push_back(segment{0, static_cast<std::uint32_t>(records.size())});
     if constexpr (Policies::report) reported_.assign(records.size(), false);
   }
+
+  /// Whether a batch was begun and not yet ended.
+  bool started() const noexcept { return started_; }
+  /// The batch is finished: the next begin() takes a new one.
+  void end() noexcept { started_ = false; }
 
   /// Records [0, finished()) of the batch are finished (succeeded, discarded or dropped).
   std::size_t finished() const noexcept { return finished_; }
@@ -319,6 +326,7 @@ class lane_job {
   }
 
   std::span<const R> records_;
+  bool started_ = false;
   shard_id_t shard_ = 0;
   std::size_t finished_ = 0;
   std::vector<segment> stack_;

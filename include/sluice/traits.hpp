@@ -1,0 +1,33 @@
+// sluice/traits.hpp: the runtime's tuning knobs, as one traits struct in the manner of
+// moodycamel's ConcurrentQueueDefaultTraits: derive from sluice::runtime_traits, override what
+// you need, and pass it with sluice::with_traits<YourTraits>(). Defaults were chosen by
+// measurement on a 2-core machine (docs/performance.md).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "sluice/config.hpp"
+
+SLUICE_BEGIN_NAMESPACE
+
+struct runtime_traits {
+  /// Batch slots per lane: one being filled, the rest closed and waiting, the oldest in flight.
+  /// Memory bound: shards x P x batches_per_lane x batch_size records. At least 2.
+  static constexpr std::uint32_t batches_per_lane = ::sluice::batches_per_lane;
+  /// Records a reader takes from a shard per pass (at least batch_size). Larger: fewer passes
+  /// and checkpoint saves; smaller: fairer between shards that share a thread.
+  static constexpr std::size_t read_chunk = 1024;
+  /// How long a thread that ran out of work keeps looking for more before it parks. A thread
+  /// that is woken costs microseconds; one that spins briefly is there at once. 0: park at once.
+  static constexpr std::chrono::microseconds spin_before_park{50};
+  /// Poller threads when no pollers(n) option is given: 0 means one per shard, at most one per
+  /// hardware thread.
+  static constexpr std::uint32_t pollers = 0;
+};
+
+/// The default: sluice::runtime_traits as is.
+using default_runtime_traits = runtime_traits;
+
+SLUICE_END_NAMESPACE
