@@ -181,19 +181,31 @@ class json_lines_destination {
     out += R"(,"approximateInvokeCount":)";
     detail::append_number(out, rec.approximate_invoke_count);
     out += '}';
-    if (rec.error_type) {  // AWS omits the response context when no invocation was made
-      // The invocation itself succeeded (200); the function failed, as Lambda reports it.
-      out += R"(,"responseContext":{"statusCode":200,"functionError":)";
-      detail::append_json_string(out, *rec.error_type);
-      if (rec.error_message) {
-        out += R"(,"errorMessage":)";
-        detail::append_json_string(out, *rec.error_message);
+    // As AWS writes it (S-5.7): no responseContext when no invocation was made or the batch
+    // expired (RecordAgeExceeded); the invocation itself succeeded (200); functionError is
+    // "Unhandled" when the handler raised, null when it returned a report.
+    if (has_response_context(rec)) {
+      out += R"(,"responseContext":{"statusCode":200,"executedVersion":"$LATEST",)"
+             R"("functionError":)";
+      if (const auto function_error = aws_function_error(rec)) {
+        detail::append_json_string(out, *function_error);
+      } else {
+        out += "null";
       }
       out += '}';
     }
     out += R"(,"version":"1.0","timestamp":)";
     detail::append_quoted_time(out, rec.timestamp);
     append_batch_info(out, rec);
+    // sluice's own details of the last attempt, in fields AWS does not write.
+    if (rec.error_type) {
+      out += R"(,"sluiceErrorType":)";
+      detail::append_json_string(out, *rec.error_type);
+    }
+    if (rec.error_message) {
+      out += R"(,"sluiceErrorMessage":)";
+      detail::append_json_string(out, *rec.error_message);
+    }
     out += R"(,"records":[)";
     for (std::size_t i = 0; i < rec.records.size(); ++i) {
       if (i != 0) out += ',';
