@@ -694,6 +694,26 @@ TEST_F(JsonLinesDestination, CreatesFileWithMode0600) {
   EXPECT_EQ(mode_of(file("strict.jsonl")), 0600u);
 }
 
+TEST_F(JsonLinesDestination, CreatesFileWithTheConfiguredMode) {
+  const mode_t saved = ::umask(077);  // the umask does not narrow the configured mode either
+  { text_destination d(file("shared.jsonl"), {.file_mode = std::filesystem::perms(0640)}); }
+  ::umask(saved);
+  EXPECT_EQ(mode_of(file("shared.jsonl")), 0640u);
+}
+
+TEST_F(JsonLinesDestination, RejectsAFileModeTheOwnerCannotWrite) {
+  for (const auto mode : {std::filesystem::perms(0400), std::filesystem::perms(01600),
+                          std::filesystem::perms(0200)}) {
+    try {
+      text_destination d(file("never.jsonl"), {.file_mode = mode});
+      FAIL() << "accepted mode " << static_cast<unsigned>(mode);
+    } catch (const sluice::configuration_error& e) {
+      EXPECT_NE(std::string(e.what()).find("file_mode"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(file("never.jsonl")));
+}
+
 TEST_F(JsonLinesDestination, KeepsTheModeOfAnExistingFile) {
   { std::ofstream(file()) << ""; }
   std::filesystem::permissions(file(), std::filesystem::perms(0640));
@@ -720,6 +740,34 @@ TEST_F(JsonLinesDestination, ThrowsWhenPathIsNotARegularFile) {
   } catch (const std::system_error& e) {
     EXPECT_NE(std::string(e.what()).find("'/dev/null'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(JsonLinesDestination, RejectsAFifoAtOnceInsteadOfBlocking) {
+  // Opening a FIFO for writing waits for a reader, forever: it must be refused before that.
+  ASSERT_EQ(::mkfifo(file("pipe").c_str(), 0600), 0);
+  try {
+    text_destination d(file("pipe"));
+    FAIL() << "constructor did not throw";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'" + file("pipe").string() + "'"), std::string::npos) << what;
+    EXPECT_NE(what.find("it is a FIFO, not a regular file"), std::string::npos) << what;
+  }
+}
+
+TEST_F(JsonLinesDestination, ReportsPermissionDeniedInAReadOnlyDirectory) {
+  const auto locked = dir_.path() / "read-only";
+  std::filesystem::create_directory(locked);
+  std::filesystem::permissions(locked, std::filesystem::perms(0500));
+  if (::geteuid() == 0) GTEST_SKIP() << "running as root: a read-only directory is writable";
+  const auto path = locked / "dead-letters.jsonl";
+  try {
+    text_destination d(path);
+    FAIL() << "constructor did not throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::permission_denied) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'" + path.string() + "'"), std::string::npos) << e.what();
   }
 }
 
@@ -767,14 +815,28 @@ TEST_F(JsonLinesDestination, FailedWriteLeavesNoPartialLineAndARetryWritesItOnce
             std::string(4000, 'y'));
 }
 
-TEST_F(JsonLinesDestination, TerminatesATornLastLineLeftByACrash) {
+TEST_F(JsonLinesDestination, CutsATornLastLineLeftByACrash) {
+  // The torn line's delivery never returned, so its batch is delivered again: keeping the torn
+  // part (even on a line of its own) would leave a file that is not JSON Lines.
   { std::ofstream(file()) << "{\"complete\":1}\n{\"requestContext\":{\"req"; }
   text_destination d(file());
+  EXPECT_EQ(read_all(file()), "{\"complete\":1}\n");  // cut when opened, before any delivery
   d.deliver(failure_of<text_record>({{"a", 1, t0, "x"}}));
   const auto lines = read_lines(file());
-  ASSERT_EQ(lines.size(), 3u);
-  EXPECT_EQ(lines[1], "{\"requestContext\":{\"req");  // kept, on a line of its own
-  EXPECT_NO_THROW(json_reader::parse(lines[2]));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "{\"complete\":1}");
+  EXPECT_NO_THROW(json_reader::parse(lines[1]));
+  EXPECT_EQ(read_all(file()).back(), '\n');
+}
+
+TEST_F(JsonLinesDestination, CutsATornLineLongerThanTheScanBufferAndATornOnlyLine) {
+  const std::string whole = "{\"complete\":" + std::string(200000, '1') + "}\n";
+  { std::ofstream(file("long.jsonl")) << whole << "{\"torn\":\"" << std::string(300000, 'x'); }
+  { text_destination d(file("long.jsonl")); }
+  EXPECT_EQ(read_all(file("long.jsonl")), whole);
+  { std::ofstream(file("only.jsonl")) << "{\"torn\":\"" << std::string(100000, 'x'); }
+  { text_destination d(file("only.jsonl")); }
+  EXPECT_EQ(std::filesystem::file_size(file("only.jsonl")), 0u);
 }
 
 TEST_F(JsonLinesDestination, ConcurrentDeliveriesWriteWholeLines) {
