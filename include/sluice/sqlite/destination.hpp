@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/util/validate.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/record.hpp"
 #include "sluice/sqlite/codec.hpp"
@@ -104,7 +105,7 @@ class destination {
   /// `name` tells this destination's records apart from other destinations in the same file.
   explicit destination(const std::filesystem::path& file, std::string name = "on-failure",
                        open_options options = {})
-      : name_(std::move(name)), db_(file, options) {
+      : name_(checked_name(std::move(name))), db_(file, options) {
     db_.require_schema("destination", destination_schema_version, detail::destination_schema);
   }
 
@@ -215,6 +216,11 @@ class destination {
   const std::string& file() const noexcept { return db_.file(); }
 
  private:
+  static std::string checked_name(std::string name) {
+    if (name.empty()) sluice::detail::reject("destination name", "\"\"", "a non-empty name");
+    return name;
+  }
+
   std::string name_;
   mutable std::mutex mutex_;
   mutable database db_;

@@ -23,9 +23,9 @@
 #include "sluice/config.hpp"
 #include "sluice/detail/util/validate.hpp"
 #include "sluice/hash.hpp"
-#include "sluice/sources/memory_stream.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
+#include "sluice/sources/memory_stream.hpp"
 #include "sluice/sqlite/codec.hpp"
 #include "sluice/sqlite/database.hpp"
 #include "sluice/sqlite/detail/stream_tables.hpp"
@@ -264,6 +264,7 @@ class stream {
 
  private:
   static stream_options validated(stream_options o) {
+    if (o.name.empty()) sluice::detail::reject("stream_options::name", "\"\"", "a non-empty name");
     sluice::detail::require_in_range<std::uint32_t>("shards", o.shards, 1, 1u << 20, "1..1048576");
     if (o.retention_count == 0) sluice::detail::reject("retention_count", 0, ">= 1");
     if (o.retention_age && *o.retention_age <= duration::zero())
