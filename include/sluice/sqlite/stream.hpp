@@ -26,6 +26,7 @@
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
 #include "sluice/sources/memory_stream.hpp"
+#include "sluice/sqlite/checkpoint_store.hpp"
 #include "sluice/sqlite/codec.hpp"
 #include "sluice/sqlite/database.hpp"
 #include "sluice/sqlite/detail/stream_tables.hpp"
@@ -170,6 +171,19 @@ class stream {
   void notify(shard_id_t shard) {
     std::lock_guard lock(listeners_mutex_);
     for (data_listener* l : listeners_) l->on_data(shard);
+  }
+
+  /// The checkpoints of mappings over this stream, kept in the stream's own file (table
+  /// sluice_checkpoints, opened with the stream's open_options on first use). sluice::run and
+  /// sluice::start use it when they are given no checkpoints(store) option, so a restarted
+  /// mapping resumes after its last checkpoint instead of reprocessing the stream. Pass
+  /// checkpoints(store) to keep them elsewhere (a separate file, or sluice::memory_checkpoint_store
+  /// to reprocess on purpose).
+  sqlite::checkpoint_store& default_checkpoint_store() {
+    std::call_once(checkpoints_opened_, [this] {
+      checkpoints_ = std::make_unique<sqlite::checkpoint_store>(file_, options_.database);
+    });
+    return *checkpoints_;
   }
 
   std::uint32_t shard_count() const noexcept { return options_.shards; }
@@ -379,6 +393,8 @@ class stream {
   mutable detail::connection_pool readers_;
   std::mutex listeners_mutex_;
   std::vector<data_listener*> listeners_;
+  std::once_flag checkpoints_opened_;
+  std::unique_ptr<sqlite::checkpoint_store> checkpoints_;
   std::unique_ptr<detail::commit_watcher> watcher_;  // last: joined before what it uses goes
 };
 
