@@ -25,13 +25,31 @@ constexpr std::string_view to_string(failure_condition c) noexcept {
                                                           : "RecordAgeExceeded";
 }
 
+/// How the last attempt of a discarded batch ended (S-5.7). AWS's responseContext depends on it:
+/// none (no invocation was made): no responseContext; raised (the handler threw):
+/// functionError "Unhandled"; returned_report (the handler returned normally, reporting item
+/// failures or a malformed report): functionError null.
+enum class attempt_outcome { none, raised, returned_report };
+
+/// sluice's spelling of an attempt_outcome ("none", "raised", "returned_report").
+constexpr std::string_view to_string(attempt_outcome o) noexcept {
+  return o == attempt_outcome::raised            ? "raised"
+         : o == attempt_outcome::returned_report ? "returned_report"
+                                                 : "none";
+}
+
 template <class R>
 struct on_failure_record {
   failure_condition condition{};
   /// Attempts of this batch, as AWS reports it: at least 1, also when discarded before any
   /// invocation (S-5.7).
   std::uint32_t approximate_invoke_count = 1;
-  /// Type and message of the last attempt's error; absent when no invocation was made.
+  /// How the last attempt ended; none when no invocation was made.
+  attempt_outcome last_attempt = attempt_outcome::none;
+  /// sluice's details of the last attempt's error (not AWS fields): the demangled C++ exception
+  /// type ("std::runtime_error", "sluice::throttled") or "sluice::batch_item_failures" /
+  /// "sluice::invalid_batch_item_failures" for a returned report, and its message. Absent when no
+  /// invocation was made. Destinations write them as sluiceErrorType / sluiceErrorMessage.
   std::optional<std::string> error_type;
   std::optional<std::string> error_message;
   std::string stream_name;
@@ -48,6 +66,23 @@ struct on_failure_record {
   std::vector<R> records;
   std::vector<bool> reported_failed;
 };
+
+/// Whether AWS writes a responseContext for `rec`: only when an invocation was made and the
+/// batch was not discarded by age (a RecordAgeExceeded record never has one, S-5.7).
+template <class R>
+constexpr bool has_response_context(const on_failure_record<R>& rec) noexcept {
+  return rec.condition != failure_condition::record_age_exceeded &&
+         rec.last_attempt != attempt_outcome::none;
+}
+
+/// responseContext.functionError as AWS writes it: "Unhandled" when the handler raised, null
+/// (nullopt) when it returned normally. Meaningful only when has_response_context(rec).
+template <class R>
+constexpr std::optional<std::string_view> aws_function_error(
+    const on_failure_record<R>& rec) noexcept {
+  if (rec.last_attempt == attempt_outcome::raised) return std::string_view("Unhandled");
+  return std::nullopt;
+}
 
 /// A destination is anything that accepts an on_failure_record: a callable, or an object with
 /// deliver(). Delivery that throws is retried with back-off and blocks the lane (S-5.8).

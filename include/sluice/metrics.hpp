@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ struct metrics_counters {
   std::uint64_t succeeded_event_count = 0;  // records finished by a successful attempt
   std::int64_t iterator_age_ms = 0;         // IteratorAge of the last batch handed over
   std::int64_t iterator_age_max_ms = 0;     // the largest IteratorAge seen
+  /// While deliveries to the on-failure destination fail (the lane is blocked and retrying,
+  /// S-5.8): the last failure, as "<exception type>: <what()>", and when it happened (the
+  /// mapping's clock). Empty again once a delivery succeeds; destination_failures counts them
+  /// all. In a mapping's total: the most recent failure over its shards.
+  std::string last_destination_error;
+  time_point last_destination_error_time{};
 
   metrics_counters& operator+=(const metrics_counters& o) noexcept {
     polled_event_count += o.polled_event_count;
@@ -47,6 +54,12 @@ struct metrics_counters {
     succeeded_event_count += o.succeeded_event_count;
     iterator_age_ms = std::max(iterator_age_ms, o.iterator_age_ms);
     iterator_age_max_ms = std::max(iterator_age_max_ms, o.iterator_age_max_ms);
+    if (!o.last_destination_error.empty() &&
+        (last_destination_error.empty() ||
+         o.last_destination_error_time > last_destination_error_time)) {
+      last_destination_error = o.last_destination_error;
+      last_destination_error_time = o.last_destination_error_time;
+    }
     return *this;
   }
 };
@@ -76,6 +89,27 @@ struct alignas(64) live_counters {
       destination_failures{0}, succeeded{0};
   std::atomic<std::int64_t> iterator_age_ms{0}, iterator_age_max_ms{0};
 
+  // The last failed delivery to the on-failure destination (see metrics_counters); written by
+  // the worker running the lane, read by snapshot(). Touched only when a delivery is made.
+  mutable std::mutex destination_error_mutex;
+  std::string destination_error;
+  time_point destination_error_time{};
+  std::atomic<bool> has_destination_error{false};
+
+  void set_destination_error(std::string error, time_point when) {
+    std::lock_guard lock(destination_error_mutex);
+    destination_error = std::move(error);
+    destination_error_time = when;
+    has_destination_error.store(true, std::memory_order_relaxed);
+  }
+  void clear_destination_error() {
+    if (!has_destination_error.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(destination_error_mutex);
+    destination_error.clear();
+    destination_error_time = {};
+    has_destination_error.store(false, std::memory_order_relaxed);
+  }
+
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);
   }
@@ -86,7 +120,7 @@ struct alignas(64) live_counters {
            !iterator_age_max_ms.compare_exchange_weak(seen, ms, std::memory_order_relaxed)) {
     }
   }
-  metrics_counters snapshot() const noexcept {
+  metrics_counters snapshot() const {
     auto ld = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     metrics_counters m;
     m.polled_event_count = ld(polled);
@@ -104,6 +138,11 @@ struct alignas(64) live_counters {
     m.succeeded_event_count = ld(succeeded);
     m.iterator_age_ms = iterator_age_ms.load(std::memory_order_relaxed);
     m.iterator_age_max_ms = iterator_age_max_ms.load(std::memory_order_relaxed);
+    if (has_destination_error.load(std::memory_order_relaxed)) {
+      std::lock_guard lock(destination_error_mutex);
+      m.last_destination_error = destination_error;
+      m.last_destination_error_time = destination_error_time;
+    }
     return m;
   }
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -21,7 +22,9 @@ template <class Store>
 struct checkpoints_option {
   Store* store;
 };
-/// Where checkpoints are loaded from and saved to (default: a fresh in-memory store).
+/// Where checkpoints are loaded from and saved to. Default: the source's own durable store when it
+/// offers one (sluice::sqlite::stream keeps them in its file, see default_checkpoint_store()),
+/// else a fresh in-memory store (a restarted mapping then starts from its starting position).
 template <checkpoint_store Store>
 checkpoints_option<Store> checkpoints(Store& store) {
   return {&store};
@@ -117,12 +120,32 @@ struct traits_of<traits_option<T>, Rest...> {
 template <class First, class... Rest>
 struct traits_of<First, Rest...> : traits_of<Rest...> {};
 
-/// All options, resolved to concrete types: Store and Clock default when not given.
-template <class... Opts>
-struct resolved_options {
+/// A source that keeps its own checkpoints (a durable source): default_checkpoint_store()
+/// returns a checkpoint store that lives as long as the source.
+template <class Source>
+concept provides_checkpoint_store = requires(Source& s) {
+  requires std::is_lvalue_reference_v<decltype(s.default_checkpoint_store())>;
+  requires checkpoint_store<std::remove_reference_t<decltype(s.default_checkpoint_store())>>;
+};
+
+/// The store used when no checkpoints(...) option is given.
+template <class Source>
+struct default_store {
+  using type = memory_checkpoint_store;
+};
+template <provides_checkpoint_store Source>
+struct default_store<Source> {
+  using type =
+      std::remove_reference_t<decltype(std::declval<Source&>().default_checkpoint_store())>;
+};
+
+/// All options, resolved to concrete types: Store and Clock default when not given. With no
+/// checkpoints(...) option the store is `fallback` when given, else a fresh in-memory store
+/// (only possible when DefaultStore is memory_checkpoint_store).
+template <class DefaultStore, class... Opts>
+struct options_with_default_store {
   using store_option =
-      typename option_type<checkpoints_option, checkpoints_option<memory_checkpoint_store>,
-                           Opts...>::type;
+      typename option_type<checkpoints_option, checkpoints_option<DefaultStore>, Opts...>::type;
   using clock_opt = typename option_type<clock_option, clock_option<system_clock>, Opts...>::type;
   using store_type = std::remove_pointer_t<decltype(store_option::store)>;
   using traits_type = typename traits_of<Opts...>::type;
@@ -136,19 +159,22 @@ struct resolved_options {
   execution_mode execution = execution_mode::adaptive;
   std::stop_token stop;
 
-  /// The in-memory store used when no checkpoints(...) option is given; whoever runs the
-  /// mapping keeps it alive as long as the mapping.
+  /// The in-memory store used when no checkpoints(...) option is given and the source keeps
+  /// none; whoever runs the mapping keeps it alive as long as the mapping.
   std::unique_ptr<memory_checkpoint_store> owned_store;
 
-  explicit resolved_options(Opts... opts) {
+  explicit options_with_default_store(DefaultStore* fallback, Opts... opts) {
     (take(std::move(opts)), ...);
     if constexpr (std::is_same_v<clock_type, system_clock>) {
       if (!clock) clock = &system_clock::instance();
     }
-    if constexpr (std::is_same_v<store_type, memory_checkpoint_store>) {
-      if (!store) {
-        owned_store = std::make_unique<memory_checkpoint_store>();
-        store = owned_store.get();
+    if constexpr (std::is_same_v<store_type, DefaultStore>) {
+      if (!store) store = fallback;
+      if constexpr (std::is_same_v<store_type, memory_checkpoint_store>) {
+        if (!store) {
+          owned_store = std::make_unique<memory_checkpoint_store>();
+          store = owned_store.get();
+        }
       }
     }
   }
@@ -165,6 +191,51 @@ struct resolved_options {
   void take(stop_option o) { stop = std::move(o.token); }
   void take(execution_option o) { execution = o.mode; }
   void take(traits_option<traits_type>) {}
+};
+
+/// The options of a mapping whose source is not known here: the default store is in memory.
+template <class... Opts>
+struct resolved_options : options_with_default_store<memory_checkpoint_store, Opts...> {
+  explicit resolved_options(Opts... opts)
+      : options_with_default_store<memory_checkpoint_store, Opts...>(nullptr, std::move(opts)...) {}
+};
+
+template <class T>
+T& source_object(T& source) noexcept {
+  return source;
+}
+template <class T>
+T& source_object(std::reference_wrapper<T> source) noexcept {
+  return source.get();
+}
+
+/// The options of mapping `m` (a sluice::mapping): with no checkpoints(...) option, a durable
+/// source's own store (provides_checkpoint_store) is used, so that a restart resumes where the
+/// mapping stopped instead of reprocessing everything; other sources get an in-memory store.
+template <class Mapping, class... Opts>
+struct resolved_options_for
+    : options_with_default_store<typename default_store<typename Mapping::source_type>::type,
+                                 Opts...> {
+  using source_type = typename Mapping::source_type;
+  using default_store_type = typename default_store<source_type>::type;
+
+  explicit resolved_options_for(Mapping& m, Opts... opts)
+      : options_with_default_store<default_store_type, Opts...>(fallback(m), std::move(opts)...) {}
+
+ private:
+  static default_store_type* fallback(Mapping& m) {
+    if constexpr (provides_checkpoint_store<source_type>) {
+      // Only opened when it is used: a checkpoints(...) option leaves the source's store alone.
+      if constexpr ((is_option_of<Opts, checkpoints_option> || ...)) {
+        return nullptr;
+      } else {
+        return &source_object(m.source.source).default_checkpoint_store();
+      }
+    } else {
+      (void)m;
+      return nullptr;
+    }
+  }
 };
 }  // namespace detail
 

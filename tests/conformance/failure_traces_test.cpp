@@ -4,11 +4,14 @@
 // play out in virtual time and every trace is deterministic.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
+#include "sluice/exporters/prometheus.hpp"
 #include "sluice/sluice.hpp"
 #include "support/trace.hpp"
 
@@ -95,6 +98,7 @@ TEST_P(FailureTraces, C04_RetriesExhaustedGoToDestination) {
   EXPECT_EQ(dead[0].batch_size, 10u);
   ASSERT_EQ(dead[0].records.size(), 10u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(dead[0].records[i].payload, i + 1);
+  EXPECT_EQ(dead[0].last_attempt, sluice::attempt_outcome::raised);  // functionError "Unhandled"
   EXPECT_EQ(dead[0].error_type, "std::runtime_error");
   EXPECT_EQ(dead[0].error_message, "boom");
   EXPECT_EQ(checkpoint(), 10u);
@@ -196,6 +200,7 @@ TEST_P(FailureTraces, C08_InvalidIdentifierFailsWholeBatch) {
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].start_sequence_number, 1u);
   EXPECT_EQ(dead[0].end_sequence_number, 10u);
+  EXPECT_EQ(dead[0].last_attempt, sluice::attempt_outcome::returned_report);  // functionError null
   EXPECT_EQ(dead[0].error_type, "sluice::invalid_batch_item_failures");
   EXPECT_EQ(checkpoint(), 10u);
 }
@@ -242,6 +247,9 @@ TEST_P(FailureTraces, C10_RecordAgeSendsExpiredRecordsWithoutInvoking) {
   EXPECT_EQ(dead[0].end_sequence_number, 3u);
   EXPECT_EQ(dead[0].timestamp - t0, 70s);
   EXPECT_EQ(dead[0].approximate_invoke_count, 7u);
+  // Invoked before it expired, yet AWS writes no responseContext for RecordAgeExceeded (S-5.7).
+  EXPECT_FALSE(sluice::has_response_context(dead[0]));
+  EXPECT_EQ(dead[0].error_type, "std::runtime_error");  // sluice's own details are kept
   EXPECT_EQ(checkpoint(), 3u);
 }
 
@@ -289,6 +297,55 @@ TEST_P(FailureTraces, C16_DestinationFailureIsRetriedAndBlocksCheckpoint) {
   EXPECT_EQ(checkpoint_seen_at_delivery, (std::vector<sluice::sequence_number_t>{0, 0, 0}));
   EXPECT_EQ(checkpoint(), 10u);
   EXPECT_EQ(snapshot.total.destination_failures, 2u);
+}
+
+// S-5.8: while deliveries fail the lane is blocked, and the destination's error is visible in
+// the metrics and in Prometheus (failure() stays empty: the mapping has not failed); it clears
+// once a delivery succeeds.
+TEST_P(FailureTraces, C16_DestinationErrorIsVisibleWhileTheLaneRetries) {
+  if (GetParam() == mode::run) GTEST_SKIP() << "needs a running mapping to look at";
+  put(10);
+  std::atomic<bool> down{true};
+  auto flaky = [&](const sluice::on_failure_record<R>& rec) {
+    if (down.load()) throw std::runtime_error("destination down");
+    dlq.deliver(rec);
+  };
+  auto running = sluice::start(
+      sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+          sluice::retry(sluice::maximum_retry_attempts(0)) | sluice::on_failure(flaky) |
+          sluice::invoke([](const sluice::batch<R>&) { throw std::runtime_error("boom"); }),
+      sluice::with_clock(clock), sluice::checkpoints(store), sluice::workers(1));
+  sluice::metrics_snapshot m;
+  const auto give_up = std::chrono::steady_clock::now() + 30s;  // a hang guard, not a timing
+  do {
+    std::this_thread::yield();
+    m = running.metrics();
+  } while (m.total.destination_failures < 2 && std::chrono::steady_clock::now() < give_up);
+  ASSERT_GE(m.total.destination_failures, 2u);
+  EXPECT_EQ(m.total.last_destination_error, "std::runtime_error: destination down");
+  ASSERT_EQ(m.shards.size(), 1u);
+  EXPECT_EQ(m.shards[0].counters.last_destination_error, "std::runtime_error: destination down");
+  EXPECT_GE(m.shards[0].counters.last_destination_error_time, t0);
+  EXPECT_EQ(checkpoint(), 0u);
+  const std::string text = sluice::to_prometheus(m);
+  EXPECT_NE(text.find("sluice_destination_error_info{mapping=\"sluice\",shard=\"0\","
+                      "error=\"std::runtime_error: destination down\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("sluice_destination_error_timestamp_seconds{mapping=\"sluice\",shard=\"0\"} "
+                      "0\n"),
+            std::string::npos)
+      << text;
+
+  down = false;
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  m = running.metrics();
+  running.stop();
+  EXPECT_EQ(m.total.last_destination_error, "");
+  EXPECT_EQ(m.shards[0].counters.last_destination_error, "");
+  EXPECT_EQ(sluice::to_prometheus(m).find("sluice_destination_error_info{"), std::string::npos);
+  EXPECT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(checkpoint(), 10u);
 }
 
 // C-17 the AWS-observed partial failure (S-5.2)

@@ -31,6 +31,7 @@ sluice::on_failure_record<text_record> exhausted_batch() {
   sluice::on_failure_record<text_record> rec;
   rec.condition = sluice::failure_condition::retry_attempts_exhausted;
   rec.approximate_invoke_count = 3;
+  rec.last_attempt = sluice::attempt_outcome::raised;
   rec.error_type = "std::runtime_error";
   rec.error_message = "downstream said \"no\"\nand meant it";
   rec.stream_name = "orders";
@@ -52,6 +53,7 @@ void expect_same(const sluice::on_failure_record<text_record>& a,
                  const sluice::on_failure_record<text_record>& b) {
   EXPECT_EQ(a.condition, b.condition);
   EXPECT_EQ(a.approximate_invoke_count, b.approximate_invoke_count);
+  EXPECT_EQ(a.last_attempt, b.last_attempt);
   EXPECT_EQ(a.error_type, b.error_type);
   EXPECT_EQ(a.error_message, b.error_message);
   EXPECT_EQ(a.stream_name, b.stream_name);
@@ -83,6 +85,7 @@ TEST(SqliteDestination, KeepsAbsentErrorAndAbsentPerRecordFlagsAbsent) {
   auto aged = exhausted_batch();
   aged.condition = sluice::failure_condition::record_age_exceeded;
   aged.approximate_invoke_count = 1;
+  aged.last_attempt = sluice::attempt_outcome::none;
   aged.error_type.reset();  // discarded by age before any invocation (S-5.7)
   aged.error_message.reset();
   aged.reported_failed.clear();
@@ -90,6 +93,42 @@ TEST(SqliteDestination, KeepsAbsentErrorAndAbsentPerRecordFlagsAbsent) {
   const auto stored = dlq.records();
   ASSERT_EQ(stored.size(), 1u);
   expect_same(stored[0], aged);
+}
+
+// S-5.7: the columns a reader of the file sees carry AWS's values; sluice's own go apart.
+TEST(SqliteDestination, StoresAwsResponseContextApartFromSluiceErrorDetails) {
+  sluice_test::temp_dir dir;
+  sluice::sqlite::destination<text_record> dlq(dir / "dlq.db");
+  auto raised = exhausted_batch();  // the handler threw std::runtime_error
+  auto reported = exhausted_batch();
+  reported.last_attempt = sluice::attempt_outcome::returned_report;
+  reported.error_type = "sluice::batch_item_failures";
+  auto aged = exhausted_batch();  // expired after 3 invocations: still no response context
+  aged.condition = sluice::failure_condition::record_age_exceeded;
+  for (const auto& rec : {raised, reported, aged}) dlq.deliver(rec);
+  for (std::size_t i = 0; i < 3; ++i)
+    expect_same(dlq.records().at(i), std::vector{raised, reported, aged}[i]);
+
+  sluice::sqlite::database db(dir / "dlq.db");
+  auto s = db.prepare(
+      "SELECT has_response_context, function_error, last_attempt, sluice_error_type, "
+      "sluice_error_message FROM sluice_failures ORDER BY failure_id");
+  ASSERT_TRUE(s.step());
+  EXPECT_EQ(s.column_int64(0), 1);
+  EXPECT_EQ(s.column_text(1), "Unhandled");
+  EXPECT_EQ(s.column_text(2), "raised");
+  EXPECT_EQ(s.column_text(3), "std::runtime_error");
+  EXPECT_EQ(s.column_text(4), "downstream said \"no\"\nand meant it");
+  ASSERT_TRUE(s.step());
+  EXPECT_EQ(s.column_int64(0), 1);
+  EXPECT_TRUE(s.column_is_null(1));  // returned normally: functionError null
+  EXPECT_EQ(s.column_text(2), "returned_report");
+  EXPECT_EQ(s.column_text(3), "sluice::batch_item_failures");
+  ASSERT_TRUE(s.step());
+  EXPECT_EQ(s.column_int64(0), 0);  // RecordAgeExceeded: no responseContext at all
+  EXPECT_TRUE(s.column_is_null(1));
+  EXPECT_EQ(s.column_text(3), "std::runtime_error");
+  EXPECT_FALSE(s.step());
 }
 
 TEST(SqliteDestination, RecordsSurviveReopeningInDeliveryOrder) {

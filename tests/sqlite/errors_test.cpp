@@ -175,10 +175,13 @@ TEST(SqliteErrors, WrongSchemaVersionNamesTheFileAndBothVersions) {
   for (const auto& open : std::vector<std::function<void()>>{
            [&] { text_stream s(file); }, [&] { sluice::sqlite::checkpoint_store c(file); },
            [&] { sluice::sqlite::destination<text_stream::record_type> d(file); }}) {
-    const auto e = expect_error(open, file, {"schema version 99", "expects version 1"});
+    const auto e = expect_error(open, file, {"schema version 99", "expects version"});
     EXPECT_EQ(e.code(), 0);
   }
-  db.exec("UPDATE sluice_meta SET version = 1");
+  db.exec("UPDATE sluice_meta SET version = 1 WHERE component <> 'destination'");
+  db.exec("UPDATE sluice_meta SET version = " +
+          std::to_string(sluice::sqlite::destination_schema_version) +
+          " WHERE component = 'destination'");
   text_stream s(file);
   EXPECT_EQ(count_records(s), 1u);  // refusing to open changed nothing
 }

@@ -316,6 +316,7 @@ sluice::on_failure_record<R> failure_of(std::vector<R> records, std::vector<bool
   sluice::on_failure_record<R> rec;
   rec.condition = sluice::failure_condition::retry_attempts_exhausted;
   rec.approximate_invoke_count = 4;
+  rec.last_attempt = sluice::attempt_outcome::raised;
   rec.error_type = "OrderRejected";
   rec.error_message = "amount < 0";
   rec.stream_name = "orders";
@@ -351,13 +352,14 @@ TEST_F(JsonLinesDestination, WritesLambdaFieldNames) {
       R"({"requestContext":{"requestId":")" + text_destination::request_id(rec) +
       R"(","functionArn":"sluice","condition":"RetryAttemptsExhausted",)"
       R"("approximateInvokeCount":4},)"
-      R"("responseContext":{"statusCode":200,"functionError":"OrderRejected",)"
-      R"("errorMessage":"amount < 0"},)"
+      R"("responseContext":{"statusCode":200,"executedVersion":"$LATEST",)"
+      R"("functionError":"Unhandled"},)"
       R"("version":"1.0","timestamp":"2024-03-05T13:07:19.045Z",)"
       R"("KinesisBatchInfo":{"shardId":"shardId-000000000003","startSequenceNumber":"4",)"
       R"("endSequenceNumber":"6","approximateArrivalOfFirstRecord":"2024-03-05T13:07:09.045Z",)"
       R"("approximateArrivalOfLastRecord":"2024-03-05T13:07:11.045Z","batchSize":3,)"
       R"("streamArn":"orders"},)"
+      R"("sluiceErrorType":"OrderRejected","sluiceErrorMessage":"amount < 0",)"
       R"("records":[)"
       R"({"partitionKey":"a","sequenceNumber":"4",)"
       R"("approximateArrivalTimestamp":"2024-03-05T13:07:09.045Z",)"
@@ -373,7 +375,8 @@ TEST_F(JsonLinesDestination, WritesLambdaFieldNames) {
   const json parsed = json_reader::parse(read_lines(file()).at(0));
   EXPECT_EQ(parsed.names(),
             (std::vector<std::string>{"requestContext", "responseContext", "version", "timestamp",
-                                      "KinesisBatchInfo", "records"}));
+                                      "KinesisBatchInfo", "sluiceErrorType", "sluiceErrorMessage",
+                                      "records"}));
 }
 
 TEST_F(JsonLinesDestination, OmitsResponseContextWhenNoInvocationWasMade) {
@@ -381,21 +384,57 @@ TEST_F(JsonLinesDestination, OmitsResponseContextWhenNoInvocationWasMade) {
   auto rec = failure_of<text_record>({{"a", 1, t0, "x"}});
   rec.condition = sluice::failure_condition::record_age_exceeded;
   rec.approximate_invoke_count = 1;
+  rec.last_attempt = sluice::attempt_outcome::none;
   rec.error_type.reset();
   rec.error_message.reset();
   const json parsed = json_reader::parse(d.to_json_line(rec));
   EXPECT_FALSE(parsed.has("responseContext"));
+  EXPECT_FALSE(parsed.has("sluiceErrorType"));
   EXPECT_EQ(parsed["requestContext"]["condition"].text, "RecordAgeExceeded");
   EXPECT_EQ(parsed["requestContext"]["functionArn"].text, "orders-consumer");
   EXPECT_EQ(parsed["requestContext"]["approximateInvokeCount"].text, "1");
 }
 
-TEST_F(JsonLinesDestination, OmitsErrorMessageWhenOnlyTheTypeIsKnown) {
+TEST_F(JsonLinesDestination, RecordAgeExceededHasNoResponseContextEvenAfterInvocations) {
+  // AWS writes no responseContext for an expired batch, even one that was invoked before.
   text_destination d(file());
   auto rec = failure_of<text_record>({{"a", 1, t0, "x"}});
-  rec.error_message.reset();
-  const json response = json_reader::parse(d.to_json_line(rec))["responseContext"];
-  EXPECT_EQ(response.names(), (std::vector<std::string>{"statusCode", "functionError"}));
+  rec.condition = sluice::failure_condition::record_age_exceeded;
+  rec.approximate_invoke_count = 3;
+  const json parsed = json_reader::parse(d.to_json_line(rec));
+  EXPECT_FALSE(parsed.has("responseContext"));
+  EXPECT_EQ(parsed["requestContext"]["approximateInvokeCount"].text, "3");
+  EXPECT_EQ(parsed["sluiceErrorType"].text, "OrderRejected");  // sluice's details stay
+  EXPECT_EQ(parsed["sluiceErrorMessage"].text, "amount < 0");
+}
+
+TEST_F(JsonLinesDestination, FunctionErrorIsUnhandledWhenTheHandlerRaised) {
+  text_destination d(file());
+  auto rec = failure_of<text_record>({{"a", 1, t0, "x"}});
+  rec.error_type = "std::runtime_error";
+  const json parsed = json_reader::parse(d.to_json_line(rec));
+  const json response = parsed["responseContext"];
+  EXPECT_EQ(response.names(),
+            (std::vector<std::string>{"statusCode", "executedVersion", "functionError"}));
+  EXPECT_EQ(response["functionError"].kind, json::string);
+  EXPECT_EQ(response["functionError"].text, "Unhandled");
+  EXPECT_EQ(parsed["sluiceErrorType"].text, "std::runtime_error");
+}
+
+TEST_F(JsonLinesDestination, FunctionErrorIsNullWhenTheHandlerReturnedAReport) {
+  text_destination d(file());
+  for (const char* type : {"sluice::batch_item_failures", "sluice::invalid_batch_item_failures"}) {
+    auto rec = failure_of<text_record>({{"a", 1, t0, "x"}});
+    rec.last_attempt = sluice::attempt_outcome::returned_report;
+    rec.error_type = type;
+    rec.error_message.reset();
+    const json parsed = json_reader::parse(d.to_json_line(rec));
+    ASSERT_TRUE(parsed.has("responseContext")) << type;
+    EXPECT_EQ(parsed["responseContext"]["functionError"].kind, json::null) << type;
+    EXPECT_EQ(parsed["responseContext"]["statusCode"].text, "200");
+    EXPECT_EQ(parsed["sluiceErrorType"].text, type);
+    EXPECT_FALSE(parsed.has("sluiceErrorMessage"));
+  }
 }
 
 TEST_F(JsonLinesDestination, ShardIdHasTwelveDigitsAndSequenceNumbersAreDecimalStrings) {
@@ -605,7 +644,7 @@ TEST_F(JsonLinesDestination, EscapesControlCharacters) {
   rec.stream_name = "tab\there";
   const std::string line = d.to_json_line(rec);
   EXPECT_NE(line.find(R"("partitionKey":"key\u0001\u001f\"\\\n\r\t")"), std::string::npos) << line;
-  EXPECT_NE(line.find(R"("errorMessage":"line1\nline2\u0000end\u007f")"), std::string::npos)
+  EXPECT_NE(line.find(R"("sluiceErrorMessage":"line1\nline2\u0000end\u007f")"), std::string::npos)
       << line;
   EXPECT_NE(line.find(R"("functionArn":"fn \"quoted\" \\ back")"), std::string::npos) << line;
   EXPECT_NE(line.find(R"("streamArn":"tab\there")"), std::string::npos) << line;
@@ -613,8 +652,7 @@ TEST_F(JsonLinesDestination, EscapesControlCharacters) {
   const json parsed = json_reader::parse(line);
   EXPECT_EQ(parsed["records"].items.at(0)["partitionKey"].text,
             std::string("key\x01\x1f\"\\\n\r\t", 10));
-  EXPECT_EQ(parsed["responseContext"]["errorMessage"].text,
-            std::string("line1\nline2\0end\x7f", 16));
+  EXPECT_EQ(parsed["sluiceErrorMessage"].text, std::string("line1\nline2\0end\x7f", 16));
 }
 
 TEST_F(JsonLinesDestination, ReplacesIllFormedUtf8OutsidePayloadsSoTheLineStaysValidJson) {
@@ -623,8 +661,7 @@ TEST_F(JsonLinesDestination, ReplacesIllFormedUtf8OutsidePayloadsSoTheLineStaysV
   rec.error_message = "bad \xc3\x28 byte, good \xc3\xa9";
   const json parsed = json_reader::parse(d.to_json_line(rec));  // throws on invalid UTF-8
   EXPECT_EQ(parsed["records"].items.at(0)["partitionKey"].text, "k\xef\xbf\xbd");
-  EXPECT_EQ(parsed["responseContext"]["errorMessage"].text,
-            "bad \xef\xbf\xbd( byte, good \xc3\xa9");
+  EXPECT_EQ(parsed["sluiceErrorMessage"].text, "bad \xef\xbf\xbd( byte, good \xc3\xa9");
 }
 
 TEST(Base64, MatchesRfc4648TestVectors) {
@@ -657,6 +694,26 @@ TEST_F(JsonLinesDestination, CreatesFileWithMode0600) {
   EXPECT_EQ(mode_of(file("strict.jsonl")), 0600u);
 }
 
+TEST_F(JsonLinesDestination, CreatesFileWithTheConfiguredMode) {
+  const mode_t saved = ::umask(077);  // the umask does not narrow the configured mode either
+  { text_destination d(file("shared.jsonl"), {.file_mode = std::filesystem::perms(0640)}); }
+  ::umask(saved);
+  EXPECT_EQ(mode_of(file("shared.jsonl")), 0640u);
+}
+
+TEST_F(JsonLinesDestination, RejectsAFileModeTheOwnerCannotWrite) {
+  for (const auto mode : {std::filesystem::perms(0400), std::filesystem::perms(01600),
+                          std::filesystem::perms(0200)}) {
+    try {
+      text_destination d(file("never.jsonl"), {.file_mode = mode});
+      FAIL() << "accepted mode " << static_cast<unsigned>(mode);
+    } catch (const sluice::configuration_error& e) {
+      EXPECT_NE(std::string(e.what()).find("file_mode"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(file("never.jsonl")));
+}
+
 TEST_F(JsonLinesDestination, KeepsTheModeOfAnExistingFile) {
   { std::ofstream(file()) << ""; }
   std::filesystem::permissions(file(), std::filesystem::perms(0640));
@@ -683,6 +740,34 @@ TEST_F(JsonLinesDestination, ThrowsWhenPathIsNotARegularFile) {
   } catch (const std::system_error& e) {
     EXPECT_NE(std::string(e.what()).find("'/dev/null'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(JsonLinesDestination, RejectsAFifoAtOnceInsteadOfBlocking) {
+  // Opening a FIFO for writing waits for a reader, forever: it must be refused before that.
+  ASSERT_EQ(::mkfifo(file("pipe").c_str(), 0600), 0);
+  try {
+    text_destination d(file("pipe"));
+    FAIL() << "constructor did not throw";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'" + file("pipe").string() + "'"), std::string::npos) << what;
+    EXPECT_NE(what.find("it is a FIFO, not a regular file"), std::string::npos) << what;
+  }
+}
+
+TEST_F(JsonLinesDestination, ReportsPermissionDeniedInAReadOnlyDirectory) {
+  const auto locked = dir_.path() / "read-only";
+  std::filesystem::create_directory(locked);
+  std::filesystem::permissions(locked, std::filesystem::perms(0500));
+  if (::geteuid() == 0) GTEST_SKIP() << "running as root: a read-only directory is writable";
+  const auto path = locked / "dead-letters.jsonl";
+  try {
+    text_destination d(path);
+    FAIL() << "constructor did not throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::permission_denied) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'" + path.string() + "'"), std::string::npos) << e.what();
   }
 }
 
@@ -730,14 +815,28 @@ TEST_F(JsonLinesDestination, FailedWriteLeavesNoPartialLineAndARetryWritesItOnce
             std::string(4000, 'y'));
 }
 
-TEST_F(JsonLinesDestination, TerminatesATornLastLineLeftByACrash) {
+TEST_F(JsonLinesDestination, CutsATornLastLineLeftByACrash) {
+  // The torn line's delivery never returned, so its batch is delivered again: keeping the torn
+  // part (even on a line of its own) would leave a file that is not JSON Lines.
   { std::ofstream(file()) << "{\"complete\":1}\n{\"requestContext\":{\"req"; }
   text_destination d(file());
+  EXPECT_EQ(read_all(file()), "{\"complete\":1}\n");  // cut when opened, before any delivery
   d.deliver(failure_of<text_record>({{"a", 1, t0, "x"}}));
   const auto lines = read_lines(file());
-  ASSERT_EQ(lines.size(), 3u);
-  EXPECT_EQ(lines[1], "{\"requestContext\":{\"req");  // kept, on a line of its own
-  EXPECT_NO_THROW(json_reader::parse(lines[2]));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "{\"complete\":1}");
+  EXPECT_NO_THROW(json_reader::parse(lines[1]));
+  EXPECT_EQ(read_all(file()).back(), '\n');
+}
+
+TEST_F(JsonLinesDestination, CutsATornLineLongerThanTheScanBufferAndATornOnlyLine) {
+  const std::string whole = "{\"complete\":" + std::string(200000, '1') + "}\n";
+  { std::ofstream(file("long.jsonl")) << whole << "{\"torn\":\"" << std::string(300000, 'x'); }
+  { text_destination d(file("long.jsonl")); }
+  EXPECT_EQ(read_all(file("long.jsonl")), whole);
+  { std::ofstream(file("only.jsonl")) << "{\"torn\":\"" << std::string(100000, 'x'); }
+  { text_destination d(file("only.jsonl")); }
+  EXPECT_EQ(std::filesystem::file_size(file("only.jsonl")), 0u);
 }
 
 TEST_F(JsonLinesDestination, ConcurrentDeliveriesWriteWholeLines) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -100,7 +101,42 @@ TEST(Prometheus, ASnapshotWithoutShardsRendersOnlyHeaders) {
   empty.mapping_name = "idle";
   const std::string text = sluice::to_prometheus(empty);
   EXPECT_EQ(text.find('{'), std::string::npos);
-  EXPECT_EQ(occurrences(text, "# TYPE "), 16u);
+  EXPECT_EQ(occurrences(text, "# TYPE "), 18u);
 }
 
 }  // namespace
+
+TEST(Prometheus, ShowsTheDestinationErrorOnlyWhileDeliveriesFail) {
+  auto snapshot = two_shards("m");
+  EXPECT_EQ(occurrences(sluice::to_prometheus(snapshot), "sluice_destination_error_info{"), 0u);
+  EXPECT_NE(sluice::to_prometheus(snapshot).find(
+                "sluice_destination_error_timestamp_seconds{mapping=\"m\",shard=\"1\"} 0\n"),
+            std::string::npos);
+  auto& failing = snapshot.shards[1].counters;
+  failing.last_destination_error = "sluice::sqlite::database_error: disk \"full\"";
+  failing.last_destination_error_time =
+      sluice::time_point{} + std::chrono::milliseconds(1700000000123);
+  const std::string text = sluice::to_prometheus(snapshot);
+  EXPECT_NE(text.find("# TYPE sluice_destination_error_info gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_destination_error_info{mapping=\"m\",shard=\"1\",error=\"sluice::"
+                      "sqlite::database_error: disk \\\"full\\\"\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(occurrences(text, "sluice_destination_error_info{"), 1u);
+  EXPECT_NE(text.find("sluice_destination_error_timestamp_seconds{mapping=\"m\",shard=\"1\"} "
+                      "1700000000.123\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Prometheus, TotalKeepsTheMostRecentDestinationError) {
+  sluice::metrics_counters a, b;
+  a.last_destination_error = "old";
+  a.last_destination_error_time = sluice::time_point{} + std::chrono::seconds(1);
+  b.last_destination_error = "new";
+  b.last_destination_error_time = sluice::time_point{} + std::chrono::seconds(2);
+  sluice::metrics_counters total;
+  total += b;
+  total += a;
+  EXPECT_EQ(total.last_destination_error, "new");
+}

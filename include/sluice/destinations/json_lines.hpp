@@ -31,6 +31,10 @@ SLUICE_BEGIN_NAMESPACE
 struct json_lines_options {
   /// Written as requestContext.functionArn, where AWS names the function: name the consumer.
   std::string function_arn = "sluice";
+  /// The mode the file is created with (exactly: the umask does not apply). An existing file
+  /// keeps its mode. Dead letters hold payloads, so only the owner may read them by default.
+  std::filesystem::perms file_mode =
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
 };
 
 namespace detail {
@@ -110,9 +114,12 @@ inline std::string uuid_from(std::string_view identity) {
 }
 }  // namespace detail
 
-/// Appends one line of JSON per on-failure record to a file (created with mode 0600 if missing;
-/// an existing file keeps its mode). Thread-safe. One object per file: the constructor locks the
-/// file (flock) and throws if another writer holds it.
+/// Appends one line of JSON per on-failure record to a file (created with
+/// json_lines_options::file_mode, 0600 by default, if missing; an existing file keeps its mode).
+/// Thread-safe. One object per file: the constructor locks the file (flock) and throws if another
+/// writer holds it. The file always holds whole lines: a line torn by a crash in the middle of a
+/// write is cut off when the file is opened again (its delivery never returned, so the mapping
+/// delivers that batch again).
 ///
 /// "data" is the payload as text when it is well-formed UTF-8 without control characters other
 /// than tab, LF and CR, else base64 ("dataEncoding" says which). Payloads that are strings,
@@ -131,10 +138,13 @@ class json_lines_destination {
   using serializer_type =
       std::function<std::string(const typename detail::serializer_argument<R>::type&)>;
 
-  /// Opens (or creates) `path` for appending. Throws std::system_error naming the path when the
-  /// file cannot be opened, is not a regular file or is locked by another writer.
+  /// Opens (or creates) `path` for appending. Throws std::system_error naming the path and the
+  /// cause when the file cannot be opened or created, is not a regular file (a FIFO is refused
+  /// at once) or is locked by another writer; sluice::configuration_error for a bad file_mode.
   explicit json_lines_destination(std::filesystem::path path, json_lines_options options = {})
-      : options_(std::move(options)), file_(std::move(path)) {
+      : options_(std::move(options)),
+        file_(std::move(path),
+              detail::checked_file_mode("json_lines_options::file_mode", options_.file_mode)) {
     static_assert(detail::has_payload_member<R>,
                   "sluice::json_lines_destination<R>: R has no `payload` member, so there is no "
                   "payload to write as \"data\"; pass a serializer (const R& -> std::string) to "
@@ -154,7 +164,8 @@ class json_lines_destination {
                              json_lines_options options = {})
       : options_(std::move(options)),
         serializer_(require_serializer(std::forward<S>(serializer))),
-        file_(std::move(path)) {}
+        file_(std::move(path),
+              detail::checked_file_mode("json_lines_options::file_mode", options_.file_mode)) {}
 
   json_lines_destination(const json_lines_destination&) = delete;
   json_lines_destination& operator=(const json_lines_destination&) = delete;
@@ -181,19 +192,31 @@ class json_lines_destination {
     out += R"(,"approximateInvokeCount":)";
     detail::append_number(out, rec.approximate_invoke_count);
     out += '}';
-    if (rec.error_type) {  // AWS omits the response context when no invocation was made
-      // The invocation itself succeeded (200); the function failed, as Lambda reports it.
-      out += R"(,"responseContext":{"statusCode":200,"functionError":)";
-      detail::append_json_string(out, *rec.error_type);
-      if (rec.error_message) {
-        out += R"(,"errorMessage":)";
-        detail::append_json_string(out, *rec.error_message);
+    // As AWS writes it (S-5.7): no responseContext when no invocation was made or the batch
+    // expired (RecordAgeExceeded); the invocation itself succeeded (200); functionError is
+    // "Unhandled" when the handler raised, null when it returned a report.
+    if (has_response_context(rec)) {
+      out += R"(,"responseContext":{"statusCode":200,"executedVersion":"$LATEST",)"
+             R"("functionError":)";
+      if (const auto function_error = aws_function_error(rec)) {
+        detail::append_json_string(out, *function_error);
+      } else {
+        out += "null";
       }
       out += '}';
     }
     out += R"(,"version":"1.0","timestamp":)";
     detail::append_quoted_time(out, rec.timestamp);
     append_batch_info(out, rec);
+    // sluice's own details of the last attempt, in fields AWS does not write.
+    if (rec.error_type) {
+      out += R"(,"sluiceErrorType":)";
+      detail::append_json_string(out, *rec.error_type);
+    }
+    if (rec.error_message) {
+      out += R"(,"sluiceErrorMessage":)";
+      detail::append_json_string(out, *rec.error_message);
+    }
     out += R"(,"records":[)";
     for (std::size_t i = 0; i < rec.records.size(); ++i) {
       if (i != 0) out += ',';

@@ -3,6 +3,7 @@
 // Series are per shard only: totals are sum by (mapping), and emitting them too would double count.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -31,6 +32,16 @@ inline void append_label_value(std::string& out, std::string_view value) {
         out += c;
     }
   }
+}
+
+inline std::string destination_error_seconds(const metrics_counters& c) {
+  if (c.last_destination_error.empty()) return "0";
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      c.last_destination_error_time.time_since_epoch())
+                      .count();
+  std::string out = std::to_string(ms / 1000) + ".";
+  const std::string frac = std::to_string((ms % 1000 + 1000) % 1000);
+  return out.append(3 - frac.size(), '0').append(frac);
 }
 
 struct prometheus_family {
@@ -77,6 +88,10 @@ inline constexpr prometheus_family prometheus_families[] = {
     {"sluice_checkpoint_sequence_number", "gauge",
      "Highest sequence number up to which every record of the shard is finished.",
      [](const shard_metrics& s) { return std::to_string(s.checkpoint); }},
+    {"sluice_destination_error_timestamp_seconds", "gauge",
+     "When the last delivery to the on-failure destination failed, while deliveries keep "
+     "failing (Unix time); 0 when the last delivery succeeded.",
+     [](const shard_metrics& s) { return destination_error_seconds(s.counters); }},
 };
 #undef SLUICE_PROMETHEUS_COUNTER
 }  // namespace detail
@@ -95,6 +110,22 @@ inline std::string to_prometheus(std::span<const metrics_snapshot> snapshots) {
         out.append("\",shard=\"").append(std::to_string(shard.shard_id)).append("\"} ");
         out.append(family.value(shard)).append("\n");
       }
+    }
+  }
+  // One series per shard whose deliveries to the on-failure destination are failing now, with
+  // the error in a label; none when every delivery succeeds.
+  out.append(
+      "# HELP sluice_destination_error_info The last error of the on-failure destination, while "
+      "its deliveries keep failing and the shard's lane is blocked (label error).\n"
+      "# TYPE sluice_destination_error_info gauge\n");
+  for (const metrics_snapshot& snapshot : snapshots) {
+    for (const shard_metrics& shard : snapshot.shards) {
+      if (shard.counters.last_destination_error.empty()) continue;
+      out.append("sluice_destination_error_info{mapping=\"");
+      detail::append_label_value(out, snapshot.mapping_name);
+      out.append("\",shard=\"").append(std::to_string(shard.shard_id)).append("\",error=\"");
+      detail::append_label_value(out, shard.counters.last_destination_error);
+      out.append("\"} 1\n");
     }
   }
   return out;

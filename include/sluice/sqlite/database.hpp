@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/io/regular_file.hpp"
 #include "sluice/sqlite/error.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -48,6 +49,19 @@ struct open_options {
   /// Caps the file at this many pages (SQLite's PRAGMA max_page_count): writes beyond it fail
   /// with SQLITE_FULL instead of filling the disk.
   std::optional<std::uint32_t> max_page_count;
+  /// The mode of the file when sluice creates it, exactly (the umask does not apply); SQLite
+  /// gives its -wal and -shm files the mode of the database file. An existing file keeps its
+  /// mode. 0600 by default: streams and dead letters hold payloads. Must include owner read and
+  /// write (sluice::configuration_error otherwise).
+  std::filesystem::perms file_mode =
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  /// Switches the file to WAL journal mode (PRAGMA journal_mode=WAL). Note: WAL mode is stored
+  /// in the file and stays on for every later connection, your application's too, until someone
+  /// sets another journal mode. It lets readers and the writer proceed at the same time; sluice's
+  /// stream is built for it. false leaves the file's journal mode as it is (use it when
+  /// sluice's tables live in your application's database and its journal mode is yours to
+  /// choose; in rollback-journal mode readers and the writer wait for each other).
+  bool use_wal = true;
 };
 
 namespace detail {
@@ -150,12 +164,17 @@ class statement {
 
 class transaction;
 
-/// One connection to one file, opened in WAL mode. Not thread-safe: use it from one thread at a
-/// time (sluice's own classes each guard theirs with a mutex).
+/// One connection to one file, opened in WAL mode (see open_options::use_wal). Not thread-safe:
+/// use it from one thread at a time (sluice's own classes each guard theirs with a mutex).
+///
+/// The file must be a regular file: a FIFO, device or directory is refused at once, and a file
+/// that cannot be created or opened is reported with the OS's reason (say, "Permission denied"
+/// for a read-only directory), both as database_error naming the file.
 class database {
  public:
   explicit database(const std::filesystem::path& file, open_options options = {})
       : file_(file.string()), options_(options) {
+    prepare_file();
     int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
     if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
@@ -166,7 +185,7 @@ class database {
     sqlite3_busy_timeout(db, static_cast<int>(options.busy_timeout.count()));
     // Each pragma reads the file header, so a garbage file or a locked one fails here, in the
     // constructor, with the file named, not later in some unrelated put().
-    if (!options.read_only) query("PRAGMA journal_mode=WAL", "setting WAL mode");
+    if (!options.read_only && options.use_wal) query("PRAGMA journal_mode=WAL", "setting WAL mode");
     exec(options.synchronous == synchronous_mode::full ? "PRAGMA synchronous=FULL"
                                                        : "PRAGMA synchronous=NORMAL");
     if (options.max_page_count) {
@@ -230,6 +249,23 @@ class database {
   }
 
  private:
+  /// Checks the path (and creates the file with options_.file_mode) before SQLite opens it:
+  /// SQLite would block on a FIFO, create the file with the umask's mode, and report the errno
+  /// of its last fallback rather than the real cause.
+  void prepare_file() {
+    const mode_t mode =
+        sluice::detail::checked_file_mode("open_options::file_mode", options_.file_mode);
+    if (file_.empty() || file_ == ":memory:" || file_.rfind("file:", 0) == 0) return;
+    const bool create = options_.create && !options_.read_only;
+    const auto opened = sluice::detail::open_regular_file(
+        file_, options_.read_only ? O_RDONLY : O_RDWR, create, mode);
+    if (opened.error != 0) {
+      throw detail::make_os_error(
+          file_, opened.error, "opening",
+          opened.reason.empty() ? "cannot " + opened.operation + " the file" : opened.reason);
+    }
+  }
+
   void query(const std::string& sql, std::string_view operation) {
     statement s(db_.get(), sql, false, operation);
     while (s.step(operation)) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/util/validate.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/record.hpp"
 #include "sluice/sqlite/codec.hpp"
@@ -21,7 +22,9 @@
 SLUICE_BEGIN_NAMESPACE
 namespace sqlite {
 
-inline constexpr int destination_schema_version = 1;
+/// 2: AWS's response context (function_error, has_response_context) apart from sluice's own
+/// error details (sluice_error_type, sluice_error_message) and how the last attempt ended.
+inline constexpr int destination_schema_version = 2;
 
 namespace detail {
 // One row per discarded batch, and one row per record of it. Several destinations (say, one per
@@ -29,7 +32,9 @@ namespace detail {
 inline const std::string destination_schema = R"sql(
 CREATE TABLE sluice_failures(failure_id INTEGER PRIMARY KEY, destination TEXT NOT NULL,
   condition TEXT NOT NULL, approximate_invoke_count INTEGER NOT NULL,
-  error_type TEXT, error_message TEXT, stream_name TEXT NOT NULL, shard INTEGER NOT NULL,
+  has_response_context INTEGER NOT NULL, function_error TEXT, last_attempt TEXT NOT NULL,
+  sluice_error_type TEXT, sluice_error_message TEXT, stream_name TEXT NOT NULL,
+  shard INTEGER NOT NULL,
   start_seq INTEGER NOT NULL, end_seq INTEGER NOT NULL, first_arrival_ns INTEGER NOT NULL,
   last_arrival_ns INTEGER NOT NULL, batch_size INTEGER NOT NULL, timestamp_ns INTEGER NOT NULL);
 CREATE INDEX sluice_failures_by_destination ON sluice_failures(destination, failure_id);
@@ -39,16 +44,19 @@ CREATE TABLE sluice_failure_records(failure_id INTEGER NOT NULL, position INTEGE
 )sql";
 
 inline constexpr std::string_view insert_failure_sql =
-    "INSERT INTO sluice_failures(destination, condition, approximate_invoke_count, error_type, "
-    "error_message, stream_name, shard, start_seq, end_seq, first_arrival_ns, last_arrival_ns, "
-    "batch_size, timestamp_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    "INSERT INTO sluice_failures(destination, condition, approximate_invoke_count, "
+    "sluice_error_type, sluice_error_message, stream_name, shard, start_seq, end_seq, "
+    "first_arrival_ns, last_arrival_ns, batch_size, timestamp_ns, has_response_context, "
+    "function_error, last_attempt) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+    "?13, ?14, ?15, ?16)";
 inline constexpr std::string_view insert_failure_record_sql =
     "INSERT INTO sluice_failure_records(failure_id, position, partition_key, seq, arrival_ns, "
     "payload, reported_failed) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 inline constexpr std::string_view select_failures_sql =
-    "SELECT failure_id, condition, approximate_invoke_count, error_type, error_message, "
-    "stream_name, shard, start_seq, end_seq, first_arrival_ns, last_arrival_ns, batch_size, "
-    "timestamp_ns FROM sluice_failures WHERE destination = ?1 ORDER BY failure_id";
+    "SELECT failure_id, condition, approximate_invoke_count, sluice_error_type, "
+    "sluice_error_message, stream_name, shard, start_seq, end_seq, first_arrival_ns, "
+    "last_arrival_ns, batch_size, timestamp_ns, last_attempt FROM sluice_failures "
+    "WHERE destination = ?1 ORDER BY failure_id";
 inline constexpr std::string_view select_failure_records_sql =
     "SELECT partition_key, seq, arrival_ns, payload, reported_failed FROM sluice_failure_records "
     "WHERE failure_id = ?1 ORDER BY position";
@@ -97,7 +105,7 @@ class destination {
   /// `name` tells this destination's records apart from other destinations in the same file.
   explicit destination(const std::filesystem::path& file, std::string name = "on-failure",
                        open_options options = {})
-      : name_(std::move(name)), db_(file, options) {
+      : name_(checked_name(std::move(name))), db_(file, options) {
     db_.require_schema("destination", destination_schema_version, detail::destination_schema);
   }
 
@@ -119,6 +127,16 @@ class destination {
       f.bind_int64(11, detail::to_ns(rec.approximate_arrival_of_last_record));
       f.bind_int64(12, static_cast<std::int64_t>(rec.batch_size));
       f.bind_int64(13, detail::to_ns(rec.timestamp));
+      // AWS's responseContext, as AWS writes it (S-5.7): function_error is NULL when the
+      // function returned normally or when there is no response context at all.
+      f.bind_int64(14, has_response_context(rec) ? 1 : 0);
+      const auto function_error = aws_function_error(rec);
+      if (has_response_context(rec) && function_error) {
+        f.bind_text(15, *function_error);
+      } else {
+        f.bind_null(15);
+      }
+      f.bind_text(16, to_string(rec.last_attempt));
       f.step();
     }
     const std::int64_t failure_id = sqlite3_last_insert_rowid(db_.handle());
@@ -176,6 +194,12 @@ class destination {
       rec.approximate_arrival_of_last_record = detail::from_ns(f.column_int64(10));
       rec.batch_size = static_cast<std::size_t>(f.column_int64(11));
       rec.timestamp = detail::from_ns(f.column_int64(12));
+      const std::string_view last_attempt = f.column_text(13);
+      rec.last_attempt = last_attempt == to_string(attempt_outcome::raised)
+                             ? attempt_outcome::raised
+                         : last_attempt == to_string(attempt_outcome::returned_report)
+                             ? attempt_outcome::returned_report
+                             : attempt_outcome::none;
       auto records_guard = r.scoped();
       r.bind_int64(1, f.column_int64(0));
       while (r.step()) {
@@ -192,6 +216,11 @@ class destination {
   const std::string& file() const noexcept { return db_.file(); }
 
  private:
+  static std::string checked_name(std::string name) {
+    if (name.empty()) sluice::detail::reject("destination name", "\"\"", "a non-empty name");
+    return name;
+  }
+
   std::string name_;
   mutable std::mutex mutex_;
   mutable database db_;

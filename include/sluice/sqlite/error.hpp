@@ -113,6 +113,19 @@ inline database_error make_error(std::string_view file, sqlite3* db, int rc,
   return {std::string(file), code, message};
 }
 
+/// An error the OS reported before SQLite saw the file (see database::prepare_file), in the same
+/// shape: "sluice::sqlite: opening on '<file>' failed: <what> [SQLITE_CANTOPEN, ...]: <cause>
+/// (os: <reason>)".
+inline database_error make_os_error(std::string_view file, int os, std::string_view operation,
+                                    std::string_view what) {
+  std::string message = "sluice::sqlite: ";
+  message.append(operation).append(" on '").append(file).append("' failed: ").append(what);
+  message.append(" [").append(code_name(SQLITE_CANTOPEN)).append(", extended code ");
+  message.append(std::to_string(SQLITE_CANTOPEN)).append("]: ").append(cause(SQLITE_CANTOPEN));
+  message.append(" (os: ").append(std::generic_category().message(os)).append(")");
+  return {std::string(file), SQLITE_CANTOPEN, message};
+}
+
 [[noreturn]] inline void throw_error(std::string_view file, sqlite3* db, int rc,
                                      std::string_view operation) {
   throw make_error(file, db, rc, operation);
@@ -124,9 +137,29 @@ inline std::string file_of(sqlite3* db) {
   return name != nullptr && *name != '\0' ? std::string(name) : std::string(":memory:");
 }
 
-/// A short name for a failed SQL statement in messages: its text up to the first parenthesis.
-inline std::string_view operation_of(std::string_view sql) noexcept {
-  return sql.substr(0, std::min<std::size_t>(sql.find('('), 60));
+/// A short name for a failed SQL statement in messages: its text on one line (runs of
+/// whitespace become one space), cut at a word boundary with "..." when longer than 60
+/// characters.
+inline std::string operation_of(std::string_view sql) {
+  constexpr std::size_t limit = 60;
+  std::string out;
+  bool gap = false;
+  for (const char c : sql) {
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+      gap = !out.empty();
+      continue;
+    }
+    if (gap) out += ' ';
+    gap = false;
+    out += c;
+    if (out.size() > limit) break;
+  }
+  if (out.size() <= limit) return out;
+  std::size_t cut = out.rfind(' ', limit);
+  if (cut == std::string::npos || cut < limit / 2) cut = limit;  // one long word: cut it
+  out.resize(cut);
+  while (!out.empty() && (out.back() == ',' || out.back() == ' ')) out.pop_back();
+  return out + "...";
 }
 }  // namespace detail
 

@@ -23,9 +23,10 @@
 #include "sluice/config.hpp"
 #include "sluice/detail/util/validate.hpp"
 #include "sluice/hash.hpp"
-#include "sluice/sources/memory_stream.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
+#include "sluice/sources/memory_stream.hpp"
+#include "sluice/sqlite/checkpoint_store.hpp"
 #include "sluice/sqlite/codec.hpp"
 #include "sluice/sqlite/database.hpp"
 #include "sluice/sqlite/detail/stream_tables.hpp"
@@ -172,6 +173,19 @@ class stream {
     for (data_listener* l : listeners_) l->on_data(shard);
   }
 
+  /// The checkpoints of mappings over this stream, kept in the stream's own file (table
+  /// sluice_checkpoints, opened with the stream's open_options on first use). sluice::run and
+  /// sluice::start use it when they are given no checkpoints(store) option, so a restarted
+  /// mapping resumes after its last checkpoint instead of reprocessing the stream. Pass
+  /// checkpoints(store) to keep them elsewhere (a separate file, or sluice::memory_checkpoint_store
+  /// to reprocess on purpose).
+  sqlite::checkpoint_store& default_checkpoint_store() {
+    std::call_once(checkpoints_opened_, [this] {
+      checkpoints_ = std::make_unique<sqlite::checkpoint_store>(file_, options_.database);
+    });
+    return *checkpoints_;
+  }
+
   std::uint32_t shard_count() const noexcept { return options_.shards; }
   std::string_view name() const noexcept { return options_.name; }
   const std::filesystem::path& file() const noexcept { return file_; }
@@ -264,6 +278,7 @@ class stream {
 
  private:
   static stream_options validated(stream_options o) {
+    if (o.name.empty()) sluice::detail::reject("stream_options::name", "\"\"", "a non-empty name");
     sluice::detail::require_in_range<std::uint32_t>("shards", o.shards, 1, 1u << 20, "1..1048576");
     if (o.retention_count == 0) sluice::detail::reject("retention_count", 0, ">= 1");
     if (o.retention_age && *o.retention_age <= duration::zero())
@@ -378,6 +393,8 @@ class stream {
   mutable detail::connection_pool readers_;
   std::mutex listeners_mutex_;
   std::vector<data_listener*> listeners_;
+  std::once_flag checkpoints_opened_;
+  std::unique_ptr<sqlite::checkpoint_store> checkpoints_;
   std::unique_ptr<detail::commit_watcher> watcher_;  // last: joined before what it uses goes
 };
 

@@ -1,6 +1,6 @@
-// sluice/detail/io/durable_append_file.hpp: an append-only file whose append() returns only once the
-// bytes are on stable storage (write + fsync), and which never keeps part of a failed append, so
-// a retried delivery writes its line exactly once (S-5.8, conformance C-16). POSIX only.
+// sluice/detail/io/durable_append_file.hpp: an append-only file whose append() returns only once
+// the bytes are on stable storage (write + fsync), and which never keeps part of a failed append,
+// so a retried delivery writes its line exactly once (S-5.8, conformance C-16). POSIX only.
 #pragma once
 
 #include <fcntl.h>
@@ -17,47 +17,35 @@
 #include <utility>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/io/regular_file.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 
 namespace detail {
 
-/// Owns a file descriptor; a member so that a constructor that throws half-way still closes it.
-struct unique_fd {
-  int fd = -1;
-  unique_fd() = default;
-  explicit unique_fd(int f) noexcept : fd(f) {}
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  // close() is not retried on EINTR: on Linux the descriptor is released either way.
-  ~unique_fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 /// Not thread-safe: the owner serializes appends. One object per file: the constructor takes an
 /// exclusive flock(), because cutting a failed append back off is only safe for the sole writer.
 class durable_append_file {
  public:
-  explicit durable_append_file(std::filesystem::path path) : path_(std::move(path)) {
-    const bool created = open_or_create();
-    struct stat info {};
-    if (::fstat(file_.fd, &info) != 0) fail(errno, "stat");
-    // fsync on a pipe or device fails, so every delivery would fail: refuse it now, clearly.
-    if (!S_ISREG(info.st_mode)) fail(EINVAL, "append to (not a regular file)");
+  /// Opens `path` for appending, creating it with exactly `mode` when missing (an existing file
+  /// keeps its mode). Refuses anything but a regular file without blocking (a FIFO would block
+  /// open() forever, and fsync fails on pipes and devices), and takes the lock. A torn last line
+  /// (a crash in the middle of an append) is cut off: its append never returned, so its
+  /// delivery was never acknowledged and is made again. Throws std::system_error naming the path
+  /// and the real cause.
+  explicit durable_append_file(std::filesystem::path path, mode_t mode = S_IRUSR | S_IWUSR)
+      : path_(std::move(path)) {
+    opened_file opened = open_regular_file(path_, O_RDWR | O_APPEND, true, mode);
+    if (opened.error != 0) fail(opened.error, opened.operation.c_str(), opened.reason);
+    file_ = std::move(opened.file);
     if (::flock(file_.fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
       fail(errno, "lock (another writer has it open)");
     }  // other flock errors (ENOLCK, EOPNOTSUPP on some network file systems) are not fatal
-    if (created) {
-      // The umask may have cleared bits of 0600; make it exactly owner read/write. Then make
-      // the directory entry durable: an fsync'ed file that no directory names is lost too.
-      if (::fchmod(file_.fd, S_IRUSR | S_IWUSR) != 0) fail(errno, "chmod");
+    if (opened.created) {
+      // Make the directory entry durable: an fsync'ed file that no directory names is lost too.
       sync_directory();
-    } else if (info.st_size > 0 && !ends_with_newline(info)) {
-      // A crash in the middle of an append left a torn last line. End it, so the next record
-      // starts on a line of its own; that line's delivery was never acknowledged, so the engine
-      // delivers it again.
-      append("\n");
+    } else {
+      cut_torn_tail();
     }
   }
 
@@ -81,32 +69,41 @@ class durable_append_file {
   }
 
  private:
-  bool open_or_create() {
-    // O_EXCL tells us whether we created the file: only then do we set its mode and sync its
-    // directory. An existing file keeps its mode. The loop covers the file being removed
-    // between the two opens.
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      file_.fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (file_.fd >= 0) return true;
-      if (errno == EINTR) continue;
-      if (errno != EEXIST) fail(errno, "create");
-      file_.fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-      if (file_.fd >= 0) return false;
-      if (errno != ENOENT && errno != EINTR) fail(errno, "open");
+  /// Cuts the file back to just after its last '\n' (to empty when it has none): the rest is a
+  /// line whose append was cut short by a crash. Only whole lines stay, each acknowledged.
+  void cut_torn_tail() {
+    struct stat info {};
+    if (::fstat(file_.fd, &info) != 0) fail(errno, "stat");
+    ::off_t end = info.st_size;
+    if (end == 0) return;
+    char buffer[64 * 1024];
+    ::off_t keep = 0;
+    bool found = false;
+    for (::off_t stop = end; stop > 0 && !found;) {
+      const ::off_t start = stop > static_cast<::off_t>(sizeof buffer)
+                                ? stop - static_cast<::off_t>(sizeof buffer)
+                                : 0;
+      const auto want = static_cast<std::size_t>(stop - start);
+      std::size_t got = 0;
+      while (got < want) {
+        const ::ssize_t n = ::pread(file_.fd, buffer + got, want - got, start + got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail(errno, "read the last line of");
+        if (n == 0) fail(EIO, "read the last line of");  // shrunk under our lock: never
+        got += static_cast<std::size_t>(n);
+      }
+      for (std::size_t i = want; i > 0; --i) {
+        if (buffer[i - 1] == '\n') {
+          keep = start + static_cast<::off_t>(i);
+          found = true;
+          break;
+        }
+      }
+      stop = start;
     }
-    fail(errno, "open");
-  }
-
-  bool ends_with_newline(const struct stat& info) const {
-    // The append descriptor is write-only; peek through a second one, if it is the same file.
-    const unique_fd reader(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-    struct stat same {};
-    char last = '\n';
-    if (reader.fd < 0 || ::fstat(reader.fd, &same) != 0 || same.st_ino != info.st_ino ||
-        same.st_dev != info.st_dev) {
-      return true;  // cannot tell: leave the file as it is
-    }
-    return ::pread(reader.fd, &last, 1, info.st_size - 1) != 1 || last == '\n';
+    if (keep == end) return;  // ends with a complete line
+    if (::ftruncate(file_.fd, keep) != 0) fail(errno, "cut the torn last line of");
+    if (const int error = sync(file_.fd)) fail(error, "fsync");
   }
 
   void sync_directory() const {
@@ -145,10 +142,10 @@ class durable_append_file {
     fail(error, operation);
   }
 
-  [[noreturn]] void fail(int error, const char* operation) const {
-    throw std::system_error(
-        error, std::generic_category(),
-        std::string("sluice: cannot ") + operation + " '" + path_.string() + "'");
+  [[noreturn]] void fail(int error, const char* operation, const std::string& reason = {}) const {
+    std::string message = std::string("sluice: cannot ") + operation + " '" + path_.string() + "'";
+    if (!reason.empty()) message.append(": ").append(reason);
+    throw std::system_error(error, std::generic_category(), message);
   }
 
   std::filesystem::path path_;

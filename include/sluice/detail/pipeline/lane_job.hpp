@@ -47,6 +47,7 @@ inline std::string demangle(const char* name) {
 struct error_info {
   std::string type;
   std::string message;
+  attempt_outcome outcome = attempt_outcome::raised;
 };
 
 struct step_result {
@@ -217,12 +218,13 @@ class lane_job {
         return read_report(counters, b, seg, *failures, lowest_failed);
       }
     } catch (const throttled& e) {
-      last_error_ = error_info{"sluice::throttled", e.what()};
+      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
       return outcome::throttle;
     } catch (const std::exception& e) {
-      last_error_ = error_info{demangle(typeid(e).name()), e.what()};
+      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
-      last_error_ = error_info{"unknown", "a non-std::exception was thrown"};
+      last_error_ =
+          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
     }
     live_counters::add(counters.function_errors, 1);
     return outcome::failure;
@@ -238,7 +240,8 @@ class lane_job {
       });
       if (id == no_sequence || it == b.end() || sluice::sequence_number(*it) != id) {
         last_error_ = error_info{"sluice::invalid_batch_item_failures",
-                                 "item identifier " + std::to_string(id) + " is not in the batch"};
+                                 "item identifier " + std::to_string(id) + " is not in the batch",
+                                 attempt_outcome::returned_report};
         std::fill(reported_.begin() + seg.begin, reported_.begin() + seg.end, false);
         live_counters::add(counters.function_errors, 1);
         return outcome::failure;
@@ -250,7 +253,8 @@ class lane_job {
     last_error_ =
         error_info{"sluice::batch_item_failures",
                    "the handler reported " + std::to_string(failures.item_identifiers.size()) +
-                       " failed record(s)"};
+                       " failed record(s)",
+                   attempt_outcome::returned_report};
     lowest_failed = lowest;
     return lowest == seg.begin ? outcome::failure : outcome::partial;
   }
@@ -280,6 +284,7 @@ class lane_job {
       if (invocations > 0 && last_error_) {
         rec->error_type = last_error_->type;
         rec->error_message = last_error_->message;
+        rec->last_attempt = last_error_->outcome;
       }
       rec->stream_name = env.stream_name;
       rec->shard_id = shard_;
@@ -301,19 +306,29 @@ class lane_job {
     }
   }
 
-  /// S-5.8: the records count as finished only once the destination has accepted them.
+  /// S-5.8: the records count as finished only once the destination has accepted them. A
+  /// failed delivery's error is kept in the shard's metrics (last_destination_error) until a
+  /// delivery succeeds, so it is visible while the lane retries.
   template <class Env>
   bool deliver_pending(Env& env, live_counters& counters) {
     if constexpr (Policies::has_destination) {
+      std::string error;
       try {
         deliver_to(env.destination(), *pending_);
+      } catch (const std::exception& e) {
+        error = demangle(typeid(e).name()) + ": " + e.what();
       } catch (...) {
+        error = "unknown: a non-std::exception was thrown";
+      }
+      if (!error.empty()) {
         live_counters::add(counters.destination_failures, 1);
+        counters.set_destination_error(std::move(error), env.now());
         ++consecutive_failures_;
         next_attempt_ =
             env.now() + env.retry.backoff.delay(consecutive_failures_, splitmix64(rng_));
         return false;
       }
+      counters.clear_destination_error();
       live_counters::add(counters.delivered, pending_->batch_size);
       pending_.reset();
       finish_to(pending_end_);
