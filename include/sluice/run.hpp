@@ -22,8 +22,8 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
   if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
     return {};
   } else {
-    using options = detail::resolved_options<Opts...>;
-    options o(std::move(opts)...);
+    using options = detail::resolved_options_for<mapping<Source, Stages>, Opts...>;
+    options o(m, std::move(opts)...);
     using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
                                     typename options::store_type, typename options::traits_type>;
     engine_t e(std::move(m), *o.clock, *o.store, o.name);

@@ -67,7 +67,7 @@ running_mapping start(mapping<Source, Stages>&& m, Opts... opts) {
   if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
     return running_mapping(nullptr);
   } else {
-    using options = detail::resolved_options<Opts...>;
+    using options = detail::resolved_options_for<mapping<Source, Stages>, Opts...>;
     using mapping_t = mapping<Source, Stages>;
     using traits_t = typename options::traits_type;
     using engine_t = detail::engine<mapping_t, typename options::clock_type,
@@ -90,7 +90,7 @@ running_mapping start(mapping<Source, Stages>&& m, Opts... opts) {
       std::size_t buffer_bound() const override { return run.buffer_bound(); }
       std::exception_ptr failure() const override { return run.failure(); }
     };
-    options o(std::move(opts)...);
+    options o(m, std::move(opts)...);
     return running_mapping(std::make_unique<owning_driver>(o, std::move(m)));
   }
 }

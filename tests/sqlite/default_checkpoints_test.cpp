@@ -70,4 +70,27 @@ TEST(DefaultCheckpoints, AnInMemorySourceGetsAFreshInMemoryStore) {
   EXPECT_EQ(o.store, o.owned_store.get());
 }
 
+// End to end: sluice::run and sluice::start without checkpoints(...) over a SQLite stream resume
+// where the last run stopped, instead of reprocessing everything.
+TEST(DefaultCheckpoints, RunAndStartResumeWithoutACheckpointsOption) {
+  sluice_test::temp_dir dir;
+  text_stream stream(dir / "orders.db");
+  for (int i = 0; i < 5; ++i) stream.put("k", std::to_string(i));
+  std::size_t seen = 0;
+  auto count = [&](const sluice::batch<R>& b) { seen += b.size(); };
+  sluice::run(sluice::from(stream) | sluice::invoke(count));
+  EXPECT_EQ(seen, 5u);
+  sluice::run(sluice::from(stream) | sluice::invoke(count));
+  EXPECT_EQ(seen, 5u) << "a second run reprocessed records";
+  for (int i = 0; i < 3; ++i) stream.put("k", std::to_string(i));
+  {
+    auto running = sluice::start(sluice::from(stream) | sluice::invoke(count));
+    running.wait_until_caught_up();
+    running.stop();
+  }
+  EXPECT_EQ(seen, 8u);
+  sluice::run(sluice::from(stream) | sluice::invoke(count));
+  EXPECT_EQ(seen, 8u);
+}
+
 }  // namespace
