@@ -115,6 +115,18 @@ class memory_stream {
   /// outside the lock, so a visitor may do anything, even put into this stream.
   template <class Visit>
   std::size_t read(shard_id_t id, sequence_number_t after, std::size_t max, Visit&& visit) {
+    return read_spans(id, after, max, [&](const record_type* first, const record_type* last) {
+      const record_type* p = first;
+      while (p != last && visit(std::as_const(*p))) ++p;
+      return static_cast<std::size_t>(p - first);
+    });
+  }
+
+  /// As read(), one storage chunk at a time: on_span(first, last) gets contiguous records
+  /// (pinned, outside the lock) and returns how many it consumed; fewer stops the read.
+  template <class OnSpan>
+  std::size_t read_spans(shard_id_t id, sequence_number_t after, std::size_t max,
+                         OnSpan&& on_span) {
     shard& s = *shards_[id];
     std::size_t consumed = 0;
     sequence_number_t position = after;
@@ -131,13 +143,12 @@ class memory_stream {
         end = c->published.load(std::memory_order_relaxed);
       }
       const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(end - begin, max - consumed));
-      const record_type* p = c->data + begin;
-      for (std::uint32_t i = 0; i < n; ++i) {
-        if (!visit(std::as_const(p[i]))) return consumed;
-        ++consumed;
-      }
-      position += n;
       if (n == 0) break;
+      const record_type* p = c->data + begin;
+      const auto took = static_cast<std::uint32_t>(on_span(p, p + n));
+      consumed += took;
+      position += took;
+      if (took < n) break;
     }
     return consumed;
   }

@@ -1,12 +1,14 @@
-// sluice/sources/range_source.hpp: any range-v3 or standard range as a one-shard source (sluice::from).
-// Elements that are stream records keep their metadata; other elements become
+// sluice/sources/range_source.hpp: any range-v3 or standard range as a one-shard source
+// (sluice::from). Elements that are stream records keep their metadata; other elements become
 // sluice::record<Element, std::uint64_t> with key 0, sequence = position + 1 and the time at
 // which from() was called as arrival time.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <ranges>
 #include <string_view>
@@ -53,18 +55,56 @@ class range_source {
     }
     for (; it != end && next_sequence(*it, last) <= after; ++it) last = next_sequence(*it, last);
     std::size_t consumed = 0;
-    for (; consumed < max && it != end; ++it, ++consumed) {
-      if constexpr (wraps) {
-        const record_type r{0, last + 1, created_, *it};
-        if (!visit(std::as_const(r))) break;
-        ++last;
-      } else {
-        const element& r = *it;
-        if (!visit(r)) break;
-        last = sluice::sequence_number(r);
+    if constexpr (std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range> &&
+                  !wraps) {
+      // A pointer loop with one bound: the hot path of run() over a vector.
+      const element* p = std::to_address(it);
+      const element* stop = p + std::min<std::size_t>(max, static_cast<std::size_t>(end - it));
+      const element* q = p;
+      for (; q != stop; ++q) {
+        if (!visit(*q)) break;
+      }
+      consumed = static_cast<std::size_t>(q - p);
+      if (consumed > 0) last = sluice::sequence_number(q[-1]);
+      it += static_cast<std::ptrdiff_t>(consumed);
+    } else {
+      for (; consumed < max && it != end; ++it, ++consumed) {
+        if constexpr (wraps) {
+          const record_type r{0, last + 1, created_, *it};
+          if (!visit(std::as_const(r))) break;
+          ++last;
+        } else {
+          const element& r = *it;
+          if (!visit(r)) break;
+          last = sluice::sequence_number(r);
+        }
       }
     }
     it_ = it;
+    last_ = last;
+    return consumed;
+  }
+
+  /// For contiguous ranges of records: calls on_span(first, last) with the records after
+  /// `after` (at most max); on_span returns how many it consumed. Returns that count.
+  template <class OnSpan>
+  requires(std::ranges::contiguous_range<Range>&& std::ranges::sized_range<Range> &&
+           !wraps) std::size_t
+      read_spans(shard_id_t, sequence_number_t after, std::size_t max, OnSpan&& on_span) {
+    auto it = it_;
+    const auto end = std::ranges::end(range_);
+    sequence_number_t last = last_;
+    if (after < last) {
+      it = std::ranges::begin(range_);
+      last = 0;
+    }
+    for (; it != end && sluice::sequence_number(*it) <= after; ++it)
+      last = sluice::sequence_number(*it);
+    const element* p = std::to_address(it);
+    const std::size_t n = std::min<std::size_t>(max, static_cast<std::size_t>(end - it));
+    const std::size_t consumed = n == 0 ? 0 : static_cast<std::size_t>(on_span(p, p + n));
+    if (consumed > 0) last = sluice::sequence_number(p[consumed - 1]);
+    it_ = it + static_cast<std::ptrdiff_t>(consumed);
     last_ = last;
     return consumed;
   }

@@ -45,6 +45,14 @@ struct destination_of<M, true> {
       std::remove_reference_t<decltype(mapping_traits<M>::destination(std::declval<M&>()))>;
 };
 
+/// A stand-in span callback, to ask whether a source has read_spans().
+struct span_probe {
+  template <class R>
+  std::size_t operator()(const R*, const R*) const noexcept {
+    return 0;
+  }
+};
+
 /// What one pass over a shard did.
 struct poll_result {
   bool progress = false;  // records were read or batches closed
@@ -170,28 +178,80 @@ class engine {
           result.progress |= catch_up(s, *l, now, claimed, chunk, counts);
       }
       bool blocked = false;
-      sequence_number_t position = s.position;  // a local in the per-record loop
+      sequence_number_t position = s.position;  // locals in the per-record loop
+      std::uint64_t skipped = 0, filtered = 0;  // per record only these; polled is derived
       const bool one_lane = s.lanes.size() == 1;
-      auto visit = [&](const source_record& r) -> bool {
-        lane& l = one_lane ? *s.lanes[0] : route(s, r);
-        const sequence_number_t seq = sluice::sequence_number(r);
-        if (l.bypassed_from == 0) [[likely]] {
-          const offer_result taken = offer(l, r, seq, now, claimed);
-          if (taken == offer_result::blocked) [[unlikely]] {
-            // Backpressure, unless the lane is retrying and other lanes can use the reader.
-            if (one_lane || !l.retrying.load(std::memory_order_acquire)) {
-              blocked = true;
-              return false;
-            }
-            l.bypassed_from = seq;
-          } else {
-            counts.add(taken);
-          }
-        }
-        position = seq;
-        return true;
+      const bool count_bytes = count_bytes_;  // a local: not reloaded per record
+      // pick(r) gives the record's lane and the fill cursor to use: with one lane a local copy
+      // (kept in registers for the whole read, written back after it), else the lane's own.
+      auto read_with = [&](auto&& pick) {
+        return source().read(
+            s.id, s.position,
+            chunk, [&](const source_record& r) __attribute__((always_inline))->bool {
+              auto [l, cur] = pick(r);
+              const sequence_number_t seq = sluice::sequence_number(r);
+              if (one_lane || l.bypassed_from == 0) [[likely]] {  // one lane is never bypassed
+                const offer_result taken = offer(l, cur, r, now, claimed, count_bytes);
+                if (taken == offer_result::blocked) [[unlikely]] {
+                  // Backpressure, unless the lane is retrying and other lanes can use the reader.
+                  if (one_lane || !l.retrying.load(std::memory_order_acquire)) {
+                    blocked = true;
+                    return false;
+                  }
+                  l.bypassed_from = seq;
+                  ++skipped;
+                } else if (taken == offer_result::filtered) {
+                  ++filtered;  // S-6.1: finished at once
+                }
+              } else {
+                ++skipped;  // the bypassed lane reads it again itself (catch_up)
+              }
+              position = seq;
+              return true;
+            });
       };
-      const std::size_t consumed = source().read(s.id, s.position, chunk, visit);
+      using picked = std::pair<lane&, typename lane::cursor&>;
+      std::size_t consumed = 0;
+      if constexpr (requires { source().read_spans(s.id, s.position, chunk, span_probe{}); }) {
+        if (one_lane) {  // contiguous records into one lane: a plain pointer loop
+          lane& l = *s.lanes[0];
+          consumed = source().read_spans(
+              s.id, s.position, chunk, [&](const source_record* first, const source_record* last) {
+                typename lane::cursor cur = l.fill;
+                std::uint64_t dropped = 0;  // filtered in this span
+                const source_record* p = first;
+                for (; p != last; ++p) {
+                  const offer_result taken = offer(l, cur, *p, now, claimed, count_bytes);
+                  if (taken == offer_result::blocked) [[unlikely]] {
+                    blocked = true;
+                    break;
+                  }
+                  if (taken == offer_result::filtered) ++dropped;
+                }
+                filtered += dropped;
+                l.fill = cur;
+                if (p != first) position = sluice::sequence_number(p[-1]);
+                return static_cast<std::size_t>(p - first);
+              });
+        }
+      }
+      if (consumed > 0 || blocked) {
+        // read above
+      } else if (one_lane) {
+        lane& l = *s.lanes[0];
+        typename lane::cursor cur = l.fill;
+        consumed = read_with([&](const source_record&) __attribute__((always_inline)) {
+          return picked{l, cur};
+        });
+        l.fill = cur;
+      } else {
+        consumed = read_with([&](const source_record& r) {
+          lane& l = route(s, r);
+          return picked{l, l.fill};
+        });
+      }
+      counts.polled += consumed - skipped;
+      counts.filtered += filtered;
       s.position = position;
       if (consumed > 0) result.progress = true;
       result.more = consumed >= chunk;
@@ -314,7 +374,6 @@ class engine {
   /// Closes the lane's filling batch; a lane the caller now owns goes to `claimed`.
   static void close(lane& l, std::vector<lane*>& claimed) {
     l.fill_bytes = 0;
-    l.fill_closed = false;
     l.fill_deadline = far_future;
     if (l.close()) claimed.push_back(&l);
   }
@@ -322,54 +381,70 @@ class engine {
   /// Runs the fused per-record stages on r and builds the result in lane l's filling batch,
   /// closing batches on size and bytes (S-2.1). `blocked`: l cannot take it now (full, and its
   /// batch in flight).
-  offer_result offer(lane& l, const source_record& r, sequence_number_t seq, time_point now,
-                     std::vector<lane*>& claimed) {
-    if (l.full() || l.fill_closed) [[unlikely]] {
+  [[gnu::always_inline]] offer_result offer(lane& l, typename lane::cursor& cur,
+                                            const source_record& r, time_point now,
+                                            std::vector<lane*>& claimed, bool count_bytes) {
+    if (cur.full()) [[unlikely]] {  // full, or closed early by the byte cap
       if (!l.can_close()) return offer_result::blocked;
-      close(l, claimed);
+      cur = close_at(l, cur, claimed);
     }
     bool refused = false;
-    auto emit = [&](auto&& make) -> bool {
-      std::size_t bytes = 0;
-      if (count_bytes_) {
-        // The record must be built to be measured: build it in place, then check the cap.
-        const bool first = l.fill_n() == 0;
-        l.emplace(make);
-        typename lane::slot& b = l.filling();
-        bytes = sluice::payload_size_bytes(b.data[b.n - 1]);
-        if (!first && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
-          // S-2.1: the record would take the batch over the cap: it starts the next batch.
-          if (!l.can_close()) {
-            std::destroy_at(&b.data[--b.n]);
-            l.fill_closed = true;
-            refused = true;
-            return false;
-          }
-          move_last_to_next_batch(l, claimed);
-        }
-      } else {
-        l.emplace(make);
-      }
-      if (l.fill_n() == 1) {
-        l.fill_front = seq;
+    auto emit = [&](auto&& make) __attribute__((always_inline))->bool {
+      if (cur.empty()) [[unlikely]] {
+        l.fill_front = sluice::sequence_number(r);
         l.fill_deadline = now + batching_.maximum_batching_window;
       }
-      l.fill_bytes += bytes;
-      if (l.full() && l.can_close()) close(l, claimed);
+      cur.emplace(make);
+      if (count_bytes) [[unlikely]] {
+        const auto [after, kept] = account_bytes(l, cur, sluice::sequence_number(r), now, claimed);
+        cur = after;
+        if (!kept) {
+          refused = true;
+          return false;
+        }
+      }
+      if (cur.full()) [[unlikely]] {
+        if (l.can_close()) cur = close_at(l, cur, claimed);
+      }
       return true;
     };
     if (run_per_record<0>(mapping_.stages, r, emit)) return offer_result::taken;
     return refused ? offer_result::blocked : offer_result::filtered;
   }
 
-  /// The record just built went over the byte cap: close the batch without it and start the
-  /// next batch with it.
-  static void move_last_to_next_batch(lane& l, std::vector<lane*>& claimed) {
-    typename lane::slot& b = l.filling();
-    record_type last = std::move(b.data[b.n - 1]);
-    std::destroy_at(&b.data[--b.n]);
+  /// S-2.1's byte cap, for the record just built: it stays, or starts the next batch, or (the
+  /// ring being full) is taken back and the batch ends here (its cursor's end is pulled in to
+  /// its position, so it counts as full). Returns the cursor and whether the record stayed.
+  /// Cursors go by value so that a local one never has its address taken.
+  [[gnu::noinline]] std::pair<typename lane::cursor, bool> account_bytes(
+      lane& l, typename lane::cursor cur, sequence_number_t seq, time_point now,
+      std::vector<lane*>& claimed) {
+    const std::size_t bytes = sluice::payload_size_bytes(cur.back());
+    if (cur.n() > 1 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
+      if (!l.can_close()) {
+        cur.pop_back();
+        cur.end = cur.pos;
+        return {cur, false};
+      }
+      record_type last = std::move(cur.back());
+      cur.pop_back();
+      cur = close_at(l, cur, claimed);
+      l.fill_front = seq;
+      l.fill_deadline = now + batching_.maximum_batching_window;
+      cur.emplace([&]() -> record_type { return std::move(last); });
+    }
+    l.fill_bytes += bytes;
+    return {cur, true};
+  }
+
+  /// Closes with a cursor that may be a local copy of the lane's: synced around the close.
+  /// Taken and returned by value, so a local cursor's address never escapes the read loop and
+  /// the compiler can keep it in registers.
+  [[gnu::noinline]] static typename lane::cursor close_at(lane& l, typename lane::cursor cur,
+                                                          std::vector<lane*>& claimed) {
+    l.fill = cur;
     close(l, claimed);
-    l.emplace([&]() -> record_type { return std::move(last); });
+    return l.fill;
   }
 
   /// A bypassed lane reads its own records again, from the first one it skipped up to the
@@ -385,7 +460,7 @@ class engine {
         const sequence_number_t seq = sluice::sequence_number(r);
         if (seq > s.position) return false;
         if (&route(s, r) == &l) {
-          const offer_result taken = offer(l, r, seq, now, claimed);
+          const offer_result taken = offer(l, l.fill, r, now, claimed, count_bytes_);
           if (taken == offer_result::blocked) {
             blocked = true;
             return false;
@@ -410,7 +485,7 @@ class engine {
     for (auto& lp : s.lanes) {
       lane& l = *lp;
       if (l.fill_n() == 0 || !l.can_close()) continue;
-      if (flush || l.fill_closed || l.full() || (window_may_close && now >= l.fill_deadline)) {
+      if (flush || l.full() || (window_may_close && now >= l.fill_deadline)) {
         close(l, claimed);
         any = true;
       }
@@ -429,11 +504,10 @@ class engine {
       return result;
     }
     auto& fn = traits::handler(mapping_);
-    std::uint64_t polled = 0, filtered = 0, invoked = 0;
+    std::uint64_t filtered = 0;  // per record only this; the rest is derived from `consumed`
     bool failed = false;
     sequence_number_t position = s.position;
     auto call = [&](auto&& make) -> bool {
-      ++invoked;
       try {
         call_on_record(fn, make());
       } catch (...) {
@@ -443,23 +517,25 @@ class engine {
       return true;
     };
     auto visit = [&](const source_record& r) -> bool {
-      if (!run_per_record<0>(mapping_.stages, r, call)) {
+      if (!run_per_record<0>(mapping_.stages, r, call)) [[unlikely]] {
         if (failed) return false;  // not consumed: read again after back-off
         ++filtered;
       }
-      ++polled;
       position = sluice::sequence_number(r);
       return true;
     };
     const std::size_t consumed = source().read(s.id, s.position, chunk(), visit);
     s.position = position;
     auto& c = s.counters;
-    if (polled > 0) live_counters::add(c.polled, polled);
+    // Every consumed record was polled; those not filtered were handed to fn and succeeded.
+    const std::uint64_t succeeded = consumed - filtered;
+    const std::uint64_t invoked = succeeded + (failed ? 1 : 0);
+    if (consumed > 0) live_counters::add(c.polled, consumed);
     if (filtered > 0) live_counters::add(c.filtered_out, filtered);
     if (invoked > 0) {
       live_counters::add(c.invocations, invoked);
       live_counters::add(c.invoked, invoked);
-      live_counters::add(c.succeeded, invoked - (failed ? 1 : 0));
+      live_counters::add(c.succeeded, succeeded);
     }
     if (failed) {
       live_counters::add(c.function_errors, 1);

@@ -57,11 +57,12 @@ class lane {
   lane(std::uint32_t capacity, std::uint64_t seed, Shard* shard)
       : job(seed), shard(shard), capacity_(capacity) {
     for (slot& s : ring_) s.data = std::allocator<R>().allocate(capacity_);
-    fill_ = &ring_[0];
+    start_filling(ring_[0]);
   }
   lane(const lane&) = delete;
   lane& operator=(const lane&) = delete;
   ~lane() {
+    fill_->n = fill.n();
     for (slot& s : ring_) {
       std::destroy_n(s.data, s.n);
       std::allocator<R>().deallocate(s.data, capacity_);
@@ -70,17 +71,32 @@ class lane {
 
   // ---- the reader's side (one thread) ----
 
-  /// The batch being filled.
-  slot& filling() noexcept { return *fill_; }
-  std::uint32_t fill_n() const noexcept { return fill_->n; }
-  bool full() const noexcept { return fill_->n == capacity_; }
-  /// Builds a record in place at the end of the filling batch from a callable's result (a
-  /// prvalue: no temporary, no copy).
-  template <class Make>
-  void emplace(Make&& make) {
-    ::new (static_cast<void*>(fill_->data + fill_->n)) R(make());
-    ++fill_->n;
-  }
+  /// The reader's position in the batch being filled, as pointers: a record's integer fields
+  /// stored into the slot cannot alias a pointer, and a reader may copy the cursor into a local
+  /// for a whole read (one lane) so that it stays in registers.
+  struct cursor {
+    R* begin = nullptr;
+    R* pos = nullptr;
+    R* end = nullptr;
+    std::uint32_t n() const noexcept { return static_cast<std::uint32_t>(pos - begin); }
+    bool empty() const noexcept { return pos == begin; }
+    bool full() const noexcept { return pos == end; }
+    /// The last record built.
+    R& back() noexcept { return pos[-1]; }
+    /// Builds a record in place from a callable's result (a prvalue: no temporary, no copy).
+    template <class Make>
+    void emplace(Make&& make) {
+      ::new (static_cast<void*>(pos)) R(make());
+      ++pos;
+    }
+    /// Removes the last record built (it did not fit under the byte cap).
+    void pop_back() noexcept { std::destroy_at(--pos); }
+  };
+  cursor fill;
+
+  std::uint32_t fill_n() const noexcept { return fill.n(); }
+  bool full() const noexcept { return fill.full(); }
+
   /// Another batch can be closed: the ring has a free slot to fill next.
   bool can_close() const noexcept {
     return closed_.load(std::memory_order_relaxed) - head_.load(std::memory_order_acquire) <
@@ -91,11 +107,10 @@ class lane {
   /// whether the caller now owns the run side (then it must run or hand over the lane).
   bool close() {
     slot& done = *fill_;
+    done.n = fill.n();
     done.unfinished.store(::sluice::sequence_number(done.data[0]), std::memory_order_release);
     const std::uint64_t c = closed_.fetch_add(1, std::memory_order_seq_cst) + 1;
-    fill_ = &ring_[c % slots];
-    std::destroy_n(fill_->data, fill_->n);
-    fill_->n = 0;
+    start_filling(ring_[c % slots]);
     return try_claim();
   }
 
@@ -136,11 +151,17 @@ class lane {
   time_point due{};                     // when a waiting job is to run again
   // The reader's fill state for the batch being filled:
   std::size_t fill_bytes = 0;
-  bool fill_closed = false;  // the next record would go over maximum_payload_bytes
   time_point fill_deadline = far_future;
   sequence_number_t fill_front = 0;
 
  private:
+  void start_filling(slot& next) noexcept {
+    std::destroy_n(next.data, next.n);  // the run side is done with them (can_close())
+    next.n = 0;
+    fill_ = &next;
+    fill = cursor{next.data, next.data, next.data + capacity_};
+  }
+
   /// Takes ownership of the run side if it is free and a closed batch is waiting.
   bool try_claim() {
     while (true) {
