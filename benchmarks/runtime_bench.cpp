@@ -61,7 +61,6 @@ using sums_t = std::array<std::int64_t, 1024>;
 
 constexpr std::size_t kLarge = std::size_t{10} << 20;   // records for batch_size 100 and 1000
 constexpr std::size_t kSmall = std::size_t{256} << 10;  // records for batch_size 10 (slow)
-constexpr std::size_t kChunk = 256;                     // baselines' hand-off unit
 
 const std::vector<R>& workload() {
   static const std::vector<R> v = bench::make_orders(kLarge);
@@ -124,10 +123,20 @@ double seconds(const timeval& t) {
 
 // ---- sluice ------------------------------------------------------------------------------------
 
+sluice::execution_mode mode_of(std::int64_t m) {
+  return m == 1   ? sluice::execution_mode::inline_only
+         : m == 2 ? sluice::execution_mode::handoff
+                  : sluice::execution_mode::adaptive;
+}
+const char* mode_name(std::int64_t m) {
+  return m == 1 ? "inline" : m == 2 ? "handoff" : "adaptive";
+}
+
 void BM_sluice(benchmark::State& state) {
   const auto shards = static_cast<std::uint32_t>(state.range(0));
   const auto p = state.range(1);
   const auto batch = state.range(2);
+  const auto mode = mode_of(state.range(3));
   const std::size_t n = batch < 100 ? kSmall : kLarge;
   stream_t& stream = stream_for(shards, n);
   auto sums = std::make_unique<lane_sums>();
@@ -148,7 +157,7 @@ void BM_sluice(benchmark::State& state) {
                 s.store(s.load(std::memory_order_relaxed) + r.payload, std::memory_order_relaxed);
               }
             }),
-        sluice::workers(2));
+        sluice::execution(mode));
     running.wait_until_caught_up();
     batches += static_cast<double>(running.metrics().total.invocations);
     running.stop();
@@ -176,7 +185,8 @@ void BM_sluice(benchmark::State& state) {
 
 void BM_tbb_pipeline(benchmark::State& state) {
   const auto& v = workload();
-  const std::size_t n = kLarge;
+  const auto kChunk = static_cast<std::size_t>(state.range(0));
+  const std::size_t n = kChunk < 100 ? kSmall : kLarge;
   struct chunk {
     const R* first = nullptr;
     const R* last = nullptr;
@@ -224,13 +234,15 @@ void BM_tbb_pipeline(benchmark::State& state) {
 
 void BM_floor_queue(benchmark::State& state) {
   const auto& v = workload();
-  const std::size_t n = kLarge;
+  const auto kChunk = static_cast<std::size_t>(state.range(0));
+  const std::size_t n = kChunk < 100 ? kSmall : kLarge;
   struct fbatch {
-    std::array<R, kChunk> recs;
+    std::vector<R> recs;
     std::uint32_t n = 0;
   };
   constexpr std::size_t kRing = 64;  // batches in flight at most (bounded memory, like sluice)
   auto ring = std::make_unique<std::array<fbatch, kRing>>();
+  for (auto& b : *ring) b.recs.resize(kChunk);
   for (auto _ : state) {
     moodycamel::ConcurrentQueue<fbatch*> q(kRing * 2);
     std::atomic<std::uint64_t> consumed{0};
@@ -282,20 +294,123 @@ void BM_floor_queue(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
-BENCHMARK(BM_tbb_pipeline)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
-BENCHMARK(BM_floor_queue)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+// Baselines at the hand-off units sluice's batch sizes correspond to (and 256, TBB's sweet spot).
+BENCHMARK(BM_tbb_pipeline)
+    ->ArgName("chunk")
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(256)
+    ->Arg(1000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
+BENCHMARK(BM_floor_queue)
+    ->ArgName("chunk")
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(256)
+    ->Arg(1000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
+// mode: 0 adaptive (the default), 1 inline_only, 2 handoff. Default thread counts.
 BENCHMARK(BM_sluice)
-    ->ArgNames({"shards", "P", "batch"})
-    ->ArgsProduct({{1, 4, 16}, {1, 4}, {10, 100, 1000}})
+    ->ArgNames({"shards", "P", "batch", "mode"})
+    ->ArgsProduct({{1, 4, 16, 64}, {1, 4, 10}, {100}, {0}})  // scaling sweep
+    ->ArgsProduct({{1, 16}, {1}, {10, 1000}, {0}})           // batch sizes
+    ->ArgsProduct({{1, 16}, {1, 4}, {100}, {1, 2}})          // forced execution modes
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
+
+// ---- a slow handler: ~1 us of work per record ---------------------------------------------------
+
+constexpr std::size_t kSlow = 100'000;
+
+/// About 1 us of CPU work, that the optimizer cannot remove.
+__attribute__((noinline)) std::uint64_t work_1us(std::uint64_t x) {
+  static const std::uint64_t rounds = [] {  // calibrated once
+    std::uint64_t n = 1 << 16, y = 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < n; ++i) y = y * 6364136223846793005ull + 1442695040888963407ull;
+    benchmark::DoNotOptimize(y);
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<std::uint64_t>(static_cast<double>(n) * 1000.0 / std::max(ns, 1.0));
+  }();
+  for (std::uint64_t i = 0; i < rounds; ++i)
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+  return x;
+}
+
+void BM_sluice_slow(benchmark::State& state) {
+  const auto p = state.range(0);
+  const auto mode = mode_of(state.range(1));
+  stream_t& stream = stream_for(1, kSlow);
+  for (auto _ : state) {
+    std::atomic<std::uint64_t> sink{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto running = sluice::start(sluice::from(stream) | sluice::batching(sluice::batch_size(100)) |
+                                     sluice::parallelization_factor(p) |
+                                     sluice::invoke([&](const sluice::batch<R>& b) {
+                                       std::uint64_t x = 0;
+                                       for (const R& r : b)
+                                         x += work_1us(static_cast<std::uint64_t>(r.payload));
+                                       sink.fetch_add(x, std::memory_order_relaxed);
+                                     }),
+                                 sluice::execution(mode));
+    running.wait_until_caught_up();
+    running.stop();
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    benchmark::DoNotOptimize(sink.load());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kSlow));
+}
+
+void BM_tbb_slow(benchmark::State& state) {
+  const auto& v = workload();
+  for (auto _ : state) {
+    std::atomic<std::uint64_t> sink{0};
+    std::size_t pos = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    tbb::parallel_pipeline(
+        8, tbb::make_filter<void, std::size_t>(tbb::filter_mode::serial_in_order,
+                                               [&](tbb::flow_control& fc) -> std::size_t {
+                                                 if (pos >= kSlow) {
+                                                   fc.stop();
+                                                   return 0;
+                                                 }
+                                                 const std::size_t at = pos;
+                                                 pos += 100;
+                                                 return at;
+                                               }) &
+               tbb::make_filter<std::size_t, void>(tbb::filter_mode::parallel, [&](std::size_t at) {
+                 std::uint64_t x = 0;
+                 for (std::size_t i = at; i < std::min(kSlow, at + 100); ++i)
+                   x += work_1us(static_cast<std::uint64_t>(v[i].payload));
+                 sink.fetch_add(x, std::memory_order_relaxed);
+               }));
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    benchmark::DoNotOptimize(sink.load());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kSlow));
+}
+
+BENCHMARK(BM_sluice_slow)
+    ->ArgNames({"P", "mode"})
+    ->ArgsProduct({{1, 4}, {0, 1, 2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+BENCHMARK(BM_tbb_slow)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
 
 // ---- (c) latency
 // ---------------------------------------------------------------------------------
 
 struct latency_result {
-  double p50_us = 0, p99_us = 0, max_us = 0;
+  double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   std::size_t samples = 0;
 };
 
@@ -310,6 +425,7 @@ latency_result summarize(std::vector<std::int64_t> ns) {
   };
   r.p50_us = at(0.50);
   r.p99_us = at(0.99);
+  r.p999_us = at(0.999);
   r.max_us = static_cast<double>(ns.back()) / 1e3;
   r.samples = ns.size();
   return r;
@@ -341,15 +457,14 @@ latency_result sluice_latency(std::size_t count, double rate) {
   std::atomic<std::size_t> seen{0};
   auto running = sluice::start(
       sluice::from(stream, sluice::starting_position::latest) |
-          sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(0ms)) |
-          sluice::invoke([&](const sluice::batch<R>& b) {
-            const std::int64_t now = steady_ns();
-            for (const R& r : b) {
-              const std::size_t i = seen.fetch_add(1, std::memory_order_relaxed);
-              if (i < ns.size()) ns[i] = now - r.payload;
-            }
-          }),
-      sluice::workers(2));
+      sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(0ms)) |
+      sluice::invoke([&](const sluice::batch<R>& b) {
+        const std::int64_t now = steady_ns();
+        for (const R& r : b) {
+          const std::size_t i = seen.fetch_add(1, std::memory_order_relaxed);
+          if (i < ns.size()) ns[i] = now - r.payload;
+        }
+      }));
   paced(count, rate,
         [&](std::size_t i) { stream.put(static_cast<std::uint32_t>(i & 1023u), steady_ns()); });
   running.wait_until_caught_up();
@@ -391,9 +506,8 @@ double sluice_idle_cpu_percent(std::chrono::milliseconds span) {
   for (std::uint32_t k = 0; k < 1000; ++k) stream.put(k, 1);
   auto running = sluice::start(
       sluice::from(stream) |
-          sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(20ms)) |
-          sluice::parallelization_factor(4) | sluice::invoke([](const sluice::batch<R>&) {}),
-      sluice::workers(2));
+      sluice::batching(sluice::batch_size(100), sluice::maximum_batching_window(20ms)) |
+      sluice::parallelization_factor(4) | sluice::invoke([](const sluice::batch<R>&) {}));
   running.wait_until_caught_up();  // drained: from here on, nothing to do
   std::this_thread::sleep_for(100ms);
   const double c0 = cpu_seconds();
@@ -421,47 +535,94 @@ int main(int argc, char** argv) {
   // Build the inputs before any timing.
   (void)expected(kLarge);
   (void)expected(kSmall);
-  for (std::uint32_t s : {1u, 4u, 16u}) {
-    (void)stream_for(s, kLarge);
-    (void)stream_for(s, kSmall);
-  }
+  for (std::uint32_t s : {1u, 4u, 16u, 64u}) (void)stream_for(s, kLarge);
+  for (std::uint32_t s : {1u, 16u}) (void)stream_for(s, kSmall);
+  (void)stream_for(1, kSlow);
+  (void)work_1us(1);
 
   sluice_bench::collecting_reporter reporter;
   if (!sluice_bench::run_benchmarks(static_cast<int>(args.size()), args.data(), reporter)) return 1;
 
-  const double tbb = reporter.get("BM_tbb_pipeline/iterations:2/manual_time").rate();
-  const double floor = reporter.get("BM_floor_queue/iterations:2/manual_time").rate();
-  std::printf(
-      "\n== runtime throughput (medians; M records/s; sluice: workers(2), default pollers) ==\n");
-  std::printf("tbb parallel_pipeline (256-record chunks)        %8.1f\n", tbb / 1e6);
-  std::printf("floor: producer -> moodycamel queue -> consumer  %8.1f\n", floor / 1e6);
-  std::printf("%-8s %-3s %-6s %10s %10s %10s %10s %9s %9s %10s\n", "shards", "P", "batch",
-              "M rec/s", "/tbb", "/floor", "batches", "user ms", "sys ms", "csw/batch");
-  for (int s : {1, 4, 16})
+  auto baseline = [&](const char* name, int chunk) {
+    char full[96];
+    std::snprintf(full, sizeof full, "%s/chunk:%d/iterations:2/manual_time", name, chunk);
+    return reporter.get(full).rate();
+  };
+  const double tbb = baseline("BM_tbb_pipeline", 256);
+  const double floor = baseline("BM_floor_queue", 256);
+  std::printf("\n== runtime throughput (medians; M records/s; sluice: default threads) ==\n");
+  std::printf("%-8s %10s %10s\n", "chunk", "tbb", "floor");
+  for (int c : {10, 100, 256, 1000})
+    std::printf("%-8d %10.1f %10.1f\n", c, baseline("BM_tbb_pipeline", c) / 1e6,
+                baseline("BM_floor_queue", c) / 1e6);
+  std::printf("%-8s %-3s %-6s %-9s %10s %10s %10s %10s %9s %9s %10s %9s\n", "shards", "P", "batch",
+              "mode", "M rec/s", "/tbb", "/floor", "batches", "user ms", "sys ms", "csw/batch",
+              "sys/user");
+  auto row = [&](int s, int p, int b, int m) {
+    char name[128];
+    std::snprintf(name, sizeof name,
+                  "BM_sluice/shards:%d/P:%d/batch:%d/mode:%d/iterations:1/manual_time", s, p, b, m);
+    const auto r = reporter.get(name);
+    const double x = r.rate();
+    if (x <= 0) return 0.0;
+    const double user = r.counter("user_ms"), sys = r.counter("sys_ms");
+    std::printf("%-8d %-3d %-6d %-9s %10.1f %10.3f %10.3f %10.0f %9.0f %9.0f %10.3f %9.3f%s\n", s,
+                p, b, mode_name(m), x / 1e6, tbb > 0 ? x / tbb : 0, floor > 0 ? x / floor : 0,
+                r.counter("batches"), user, sys, r.counter("csw_per_batch"),
+                user > 0 ? sys / user : 0, b == 10 ? "   (256 Ki records)" : "");
+    return x;
+  };
+  for (int s : {1, 4, 16, 64})
+    for (int p : {1, 4, 10}) row(s, p, 100, 0);
+  for (int s : {1, 16})
+    for (int b : {10, 1000}) row(s, 1, b, 0);
+  for (int s : {1, 16})
     for (int p : {1, 4})
-      for (int b : {10, 100, 1000}) {
-        char name[128];
-        std::snprintf(name, sizeof name,
-                      "BM_sluice/shards:%d/P:%d/batch:%d/iterations:1/manual_time", s, p, b);
-        const auto r = reporter.get(name);
-        const double x = r.rate();
-        std::printf("%-8d %-3d %-6d %10.1f %10.3f %10.3f %10.0f %9.0f %9.0f %10.2f%s\n", s, p, b,
-                    x / 1e6, tbb > 0 ? x / tbb : 0, floor > 0 ? x / floor : 0, r.counter("batches"),
-                    r.counter("user_ms"), r.counter("sys_ms"), r.counter("csw_per_batch"),
-                    b == 10 ? "   (256 Ki records)" : "");
-      }
+      for (int m : {1, 2}) row(s, p, 100, m);
   std::printf("\n");
-  for (int s : {1, 4, 16})
-    for (int p : {1, 4}) {
-      char name[128], label[96];
-      std::snprintf(name, sizeof name,
-                    "BM_sluice/shards:%d/P:%d/batch:100/iterations:1/manual_time", s, p);
-      const double x = reporter.get(name).rate();
-      std::snprintf(label, sizeof label, "sluice/tbb (shards %d, P %d, batch 100)", s, p);
-      sluice_bench::print_ratio(label, x, tbb, p == 1 ? 1.0 : 0);
-      std::snprintf(label, sizeof label, "sluice/floor (shards %d, P %d, batch 100)", s, p);
-      sluice_bench::print_ratio(label, x, floor, p == 1 ? 0.8 : 0);
-    }
+  auto rate = [&](int s, int p, int b, int m) {
+    char name[128];
+    std::snprintf(name, sizeof name,
+                  "BM_sluice/shards:%d/P:%d/batch:%d/mode:%d/iterations:1/manual_time", s, p, b, m);
+    return reporter.get(name).rate();
+  };
+  sluice_bench::print_ratio("sluice/tbb (shards 1, P 1, batch 100)", rate(1, 1, 100, 0), tbb, 0.8);
+  sluice_bench::print_ratio("sluice/floor (shards 1, P 1, batch 100)", rate(1, 1, 100, 0), floor,
+                            1.0);
+  sluice_bench::print_ratio("sluice/tbb (shards 16, P 4, batch 100)", rate(16, 4, 100, 0), tbb,
+                            0.8);
+  sluice_bench::print_ratio("sluice/tbb (shards 1, P 1, batch 1000)", rate(1, 1, 1000, 0), tbb,
+                            1.0);
+  sluice_bench::print_ratio("sluice/tbb chunk 10 (shards 1, P 1, batch 10)", rate(1, 1, 10, 0),
+                            baseline("BM_tbb_pipeline", 10), 0.3);
+  sluice_bench::print_ratio("sluice/tbb chunk 10 (shards 16, P 1, batch 10)", rate(16, 1, 10, 0),
+                            baseline("BM_tbb_pipeline", 10), 0.3);
+  for (int p : {1, 4, 10}) {
+    char label[96];
+    std::snprintf(label, sizeof label, "16 shards / 1 shard (P %d, batch 100)", p);
+    sluice_bench::print_ratio(label, rate(16, p, 100, 0), rate(1, p, 100, 0), 0.95);
+    std::snprintf(label, sizeof label, "64 shards / 1 shard (P %d, batch 100)", p);
+    sluice_bench::print_ratio(label, rate(64, p, 100, 0), rate(1, p, 100, 0), 0.95);
+  }
+  {
+    const double t = reporter.get("BM_tbb_slow/iterations:1/manual_time").rate();
+    std::printf("\n== slow handler (~1 us per record, 1 shard, batch 100, %zu records) ==\n",
+                kSlow);
+    std::printf("tbb parallel_pipeline (parallel stage)  %8.3f M rec/s\n", t / 1e6);
+    for (int p : {1, 4})
+      for (int m : {0, 1, 2}) {
+        char name[96];
+        std::snprintf(name, sizeof name, "BM_sluice_slow/P:%d/mode:%d/iterations:1/manual_time", p,
+                      m);
+        const double x = reporter.get(name).rate();
+        std::printf("sluice P %d %-9s                  %8.3f M rec/s  (%.3f of tbb)\n", p,
+                    mode_name(m), x / 1e6, t > 0 ? x / t : 0);
+      }
+    sluice_bench::print_ratio(
+        "slow handler, P 4: adaptive / inline",
+        reporter.get("BM_sluice_slow/P:4/mode:0/iterations:1/manual_time").rate(),
+        reporter.get("BM_sluice_slow/P:4/mode:1/iterations:1/manual_time").rate());
+  }
 
   if (!skip_latency) {
     // Five rounds, floor and sluice alternating, so that a noisy neighbour hits both alike.
@@ -481,24 +642,25 @@ int main(int argc, char** argv) {
         count);
     for (std::size_t i = 0; i < ss.size(); ++i) {
       std::printf(
-          "round %zu  sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 "
-          "%8.1f us  max %9.1f us\n",
-          i + 1, ss[i].p50_us, ss[i].p99_us, ss[i].max_us, fs[i].p50_us, fs[i].p99_us,
-          fs[i].max_us);
+          "round %zu  sluice p50 %7.1f us  p99 %8.1f us  p999 %8.1f us | floor p50 %7.1f us  p99 "
+          "%8.1f us  p999 %8.1f us\n",
+          i + 1, ss[i].p50_us, ss[i].p99_us, ss[i].p999_us, fs[i].p50_us, fs[i].p99_us,
+          fs[i].p999_us);
     }
     const double s50 = med(ss, &latency_result::p50_us), s99 = med(ss, &latency_result::p99_us),
-                 smax = med(ss, &latency_result::max_us);
+                 s999 = med(ss, &latency_result::p999_us);
     const double f50 = med(fs, &latency_result::p50_us), f99 = med(fs, &latency_result::p99_us),
-                 fmax = med(fs, &latency_result::max_us);
+                 f999 = med(fs, &latency_result::p999_us);
     std::printf(
-        "median   sluice p50 %7.1f us  p99 %8.1f us  max %9.1f us | floor p50 %7.1f us  p99 %8.1f "
-        "us  max %9.1f us\n",
-        s50, s99, smax, f50, f99, fmax);
+        "median   sluice p50 %7.1f us  p99 %8.1f us  p999 %8.1f us | floor p50 %7.1f us  p99 %8.1f "
+        "us  p999 %8.1f us\n",
+        s50, s99, s999, f50, f99, f999);
     std::printf(
-        "(sluice: 1 shard, workers(2), batch_size 100, window 0; floor: "
+        "(sluice: 1 shard, default threads, batch_size 100, window 0; floor: "
         "moodycamel::BlockingConcurrentQueue, 1 consumer)\n");
     sluice_bench::print_ratio("sluice/floor latency p50", s50, f50);
-    sluice_bench::print_ratio("sluice/floor latency p99", s99, f99);
+    sluice_bench::print_ratio("sluice/floor latency p99", s99, f99, 3.0, false);
+    sluice_bench::print_ratio("sluice/floor latency p999", s999, f999);
     std::printf("target sluice p99 <= 100 us: %s (median of rounds %.1f us)\n",
                 s99 <= 100 ? "met" : "MISSED", s99);
   }

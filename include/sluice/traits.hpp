@@ -22,6 +22,10 @@ struct runtime_traits {
   /// How long a thread that ran out of work keeps looking for more before it parks. A thread
   /// that is woken costs microseconds; one that spins briefly is there at once. 0: park at once.
   static constexpr std::chrono::microseconds spin_before_park{50};
+  /// In the adaptive execution mode a lane whose batches take at least this long (measured) is
+  /// handed to an idle thread when its reader has more to do; quicker ones run on the reader,
+  /// where a hand-off would cost more than it brings.
+  static constexpr std::chrono::microseconds handoff_above{5};
   /// Poller threads when no pollers(n) option is given: 0 means one per shard, at most one per
   /// hardware thread.
   static constexpr std::uint32_t pollers = 0;

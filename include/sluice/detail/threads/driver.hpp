@@ -311,7 +311,7 @@ class driver {
       const poll_result r = engine_.poll(*s, now, claimed, next);
       again |= r.more;
       if (!claimed.empty()) {
-        dispatch(claimed, r.more || r.blocked, produce);
+        dispatch(t, claimed, r.more || r.blocked, produce);
         claimed.clear();
         again = true;  // running a batch frees ring slots: look again
       }
@@ -327,23 +327,26 @@ class driver {
     return again;
   }
 
-  /// Decides which thread runs the lanes a read pass claimed (see the file comment).
-  void dispatch(std::vector<lane*>& claimed, bool more_to_read,
+  /// Decides which thread runs the lanes a read pass claimed (see the file comment). Adaptive:
+  /// a lane whose batches take long enough to be worth a hand-off (their measured cost is at
+  /// least Traits::handoff_above) goes to another thread when one is idle and the reader has
+  /// more to do (records to read, or other lanes); the reader runs the rest itself.
+  void dispatch(thread_state& self, std::vector<lane*>& claimed, bool more_to_read,
                 job_queue::producer_token& produce) {
-    std::size_t keep = 0;  // how many the reader runs itself, from the front
-    switch (mode_) {
-      case execution_mode::inline_only:
-        keep = claimed.size();
-        break;
-      case execution_mode::handoff:
-        keep = 0;
-        break;
-      case execution_mode::adaptive:
-        if (job_runners_ <= 1)
-          keep = claimed.size();
-        else
-          keep = more_to_read ? 0 : 1;
-        break;
+    std::size_t keep = claimed.size();  // the reader runs claimed[0, keep) itself
+    if (mode_ == execution_mode::handoff) {
+      keep = 0;
+    } else if (mode_ == execution_mode::adaptive && job_runners_ > 1 &&
+               (more_to_read || claimed.size() > 1) && idle_runner(self)) {
+      const auto costly = [](const lane* l) {
+        return l->cost_ns.load(std::memory_order_relaxed) >=
+               static_cast<std::uint64_t>(std::chrono::nanoseconds(Traits::handoff_above).count());
+      };
+      keep = static_cast<std::size_t>(
+          std::stable_partition(claimed.begin(), claimed.end(),
+                                [&](const lane* l) { return !costly(l); }) -
+          claimed.begin());
+      if (keep == 0 && !more_to_read) keep = 1;  // nothing else to do: run one itself
     }
     if (keep < claimed.size()) {
       ready_->push(produce, reinterpret_cast<void* const*>(claimed.data() + keep),
@@ -356,11 +359,30 @@ class driver {
     for (std::size_t i = 0; i < keep; ++i) run_lane(*claimed[i], produce);
   }
 
+  /// Another thread that runs jobs has nothing to do (spinning or parked).
+  bool idle_runner(const thread_state& self) const noexcept {
+    for (const auto& t : threads_)
+      if (t.get() != &self && t->runs_jobs && t->state.load(std::memory_order_relaxed) != running)
+        return true;
+    return false;
+  }
+
   /// Runs the lane's batches in order until it is released or must wait.
   void run_lane(lane& l, job_queue::producer_token& produce) {
     thread_state& reader = *reader_[l.shard->id];
     while (true) {
+      const bool measure = mode_ == execution_mode::adaptive && job_runners_ > 1;
+      const auto t0 =
+          measure ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       const auto r = engine_.run_job(l);
+      if (measure) {  // the lane's cost per batch, a moving average (what dispatch() weighs)
+        const auto ns =
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - t0)
+                                           .count());
+        const std::uint64_t old = l.cost_ns.load(std::memory_order_relaxed);
+        l.cost_ns.store(old == 0 ? ns : (old * 3 + ns) / 4, std::memory_order_relaxed);
+      }
       if (!r.done) {
         nudge(reader);  // the lane is retrying: a reader stopped on it may now bypass it
         add_timer(l, r.wait_until);
