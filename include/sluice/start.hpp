@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/detail/compose/rules.hpp"
 #include "sluice/detail/pipeline/engine.hpp"
 #include "sluice/detail/threads/job_queue.hpp"
 #include "sluice/metrics.hpp"
@@ -349,7 +350,7 @@ class running_mapping {
 /// (one batch per lane at a time).
 template <class Source, class Stages, class... Opts>
 auto start(mapping<Source, Stages>&& m, Opts... opts) {
-  if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
+  if constexpr (!detail::runnable<mapping<Source, Stages>, detail::start_driver, Opts...>()) {
     return;
   } else {
     using options = detail::resolved_options<Opts...>;

@@ -1,4 +1,5 @@
 // expect: need a complete mapping: it must end with a sink, sluice::invoke\(handler\)
+// errors: 2 (start() still returns void after its failed gate, so `auto running =` adds one)
 // sluice::start is given a mapping that has no sluice::invoke(handler) at its end.
 #include <sluice/start.hpp>
 

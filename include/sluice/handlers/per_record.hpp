@@ -206,9 +206,9 @@ auto per_record(Fn&& fn, Mode) {
   static_assert(per_record_mode<Mode>,
                 "sluice::per_record(fn, mode): mode must be sluice::continue_on_failure, "
                 "sluice::stop_on_first_failure or sluice::skip_key_on_failure");
-  if constexpr (per_record_mode<Mode>) {
-    return per_record_handler<std::decay_t<Fn>, Mode>(std::forward<Fn>(fn));
-  }
+  // After the assert, a handler of a valid mode, so that no second error follows the first.
+  using mode = std::conditional_t<per_record_mode<Mode>, Mode, continue_on_failure_t>;
+  return per_record_handler<std::decay_t<Fn>, mode>(std::forward<Fn>(fn));
 }
 
 SLUICE_END_NAMESPACE
