@@ -47,7 +47,7 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
         const bool moved =
             e.poll(s, e.now(), submitted, next, chunk, flush || s.position >= end[s.id]);
         for (auto* l : submitted) {  // one batch at a time, each to completion
-          while (true) {  // the lane's batches in order, each to completion
+          while (true) {             // the lane's batches in order, each to completion
             const auto r = e.run_job(*l);
             if (stopped || (r.done && !r.more)) break;
             if (!r.done) e.clock().sleep_until(r.wait_until, self);

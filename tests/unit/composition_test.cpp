@@ -1,6 +1,6 @@
-// Composing mappings (sluice/mapping.hpp, sluice/sources/range_source.hpp, sluice/run.hpp): user record
-// types adapted by members or by record_traits, per-record stages called with the record or its
-// payload, sources from standard and range-v3 ranges, the fused per-record path (S-2.4, S-6.1),
+// Composing mappings (sluice/mapping.hpp, sluice/sources/range_source.hpp, sluice/run.hpp): user
+// record types adapted by members or by record_traits, per-record stages called with the record or
+// its payload, sources from standard and range-v3 ranges, the fused per-record path (S-2.4, S-6.1),
 // stop_when, and the batch metadata the handler sees (S-4.1).
 #include <gtest/gtest.h>
 

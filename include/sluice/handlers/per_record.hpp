@@ -1,6 +1,6 @@
-// sluice/handlers/per_record.hpp: turns a function of one record into a batch handler that answers with a
-// partial batch response (S-4.3), as Powertools' batch processor does on Lambda. The failure mode
-// decides what happens to the records after a failed one.
+// sluice/handlers/per_record.hpp: turns a function of one record into a batch handler that answers
+// with a partial batch response (S-4.3), as Powertools' batch processor does on Lambda. The failure
+// mode decides what happens to the records after a failed one.
 //
 // Retries and ordering. The engine retries a partial failure from the LOWEST reported sequence L
 // (S-5.2): every record from L to the end of the batch is handed over again, including those

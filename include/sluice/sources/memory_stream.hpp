@@ -1,5 +1,5 @@
-// sluice/sources/memory_stream.hpp: an in-memory sharded stream in the manner of a Kinesis stream, for
-// tests, benchmarks and examples. put() is safe from many producer threads (one mutex per
+// sluice/sources/memory_stream.hpp: an in-memory sharded stream in the manner of a Kinesis stream,
+// for tests, benchmarks and examples. put() is safe from many producer threads (one mutex per
 // shard); each shard numbers its records 1, 2, 3, ...; arrival times come from the injected
 // clock and never go backwards within a shard; retention trims by age and by count.
 #pragma once

@@ -1,5 +1,5 @@
-// sluice/sources/range_source.hpp: any range-v3 or standard range as a one-shard source (sluice::from).
-// Elements that are stream records keep their metadata; other elements become
+// sluice/sources/range_source.hpp: any range-v3 or standard range as a one-shard source
+// (sluice::from). Elements that are stream records keep their metadata; other elements become
 // sluice::record<Element, std::uint64_t> with key 0, sequence = position + 1 and the time at
 // which from() was called as arrival time.
 #pragma once

@@ -1,6 +1,6 @@
-// sluice/detail/io/durable_append_file.hpp: an append-only file whose append() returns only once the
-// bytes are on stable storage (write + fsync), and which never keeps part of a failed append, so
-// a retried delivery writes its line exactly once (S-5.8, conformance C-16). POSIX only.
+// sluice/detail/io/durable_append_file.hpp: an append-only file whose append() returns only once
+// the bytes are on stable storage (write + fsync), and which never keeps part of a failed append,
+// so a retried delivery writes its line exactly once (S-5.8, conformance C-16). POSIX only.
 #pragma once
 
 #include <fcntl.h>

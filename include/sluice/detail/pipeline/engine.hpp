@@ -1,5 +1,5 @@
-// sluice/detail/pipeline/engine.hpp: the data path of one mapping, shared by sluice::run (one thread)
-// and sluice::start (poller and worker threads). poll() reads a shard, runs the fused
+// sluice/detail/pipeline/engine.hpp: the data path of one mapping, shared by sluice::run (one
+// thread) and sluice::start (poller and worker threads). poll() reads a shard, runs the fused
 // per-record stages, routes records to lanes (S-3.1) and closes batches (S-2); the driver
 // decides where a closed batch runs. The checkpoint of a shard is derived from the reader's
 // position and each lane's oldest unfinished record (S-3.3).

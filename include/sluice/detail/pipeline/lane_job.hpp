@@ -1,8 +1,9 @@
-// sluice/detail/pipeline/lane_job.hpp: the failure policies of S-4 and S-5 as one resumable state machine
-// over one lane's batch. The batch is contiguous; retries, bisect halves and partial-failure
-// remainders are index ranges into it, kept on a small stack whose top is always the leftmost
-// unfinished range, so records are finished strictly in sequence order. step() runs attempts
-// until the batch is finished or it must wait (back-off), and never holds a thread while waiting.
+// sluice/detail/pipeline/lane_job.hpp: the failure policies of S-4 and S-5 as one resumable state
+// machine over one lane's batch. The batch is contiguous; retries, bisect halves and
+// partial-failure remainders are index ranges into it, kept on a small stack whose top is always
+// the leftmost unfinished range, so records are finished strictly in sequence order. step() runs
+// attempts until the batch is finished or it must wait (back-off), and never holds a thread while
+// waiting.
 #pragma once
 
 #include <cxxabi.h>
