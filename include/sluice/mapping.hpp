@@ -152,6 +152,8 @@ auto as_stages(T&& t) {
     return hana::make_tuple(std::forward<T>(t));
 }
 
+// NOLINTBEGIN(bugprone-branch-clone): each failed check yields the failed mapping.
+
 /// Appends one stage to a mapping if every rule holds; after a failed rule (reported by its
 /// static_assert) the result is the failed mapping, which later steps pass on silently.
 template <class S, class Stages, class Stage>
@@ -215,17 +217,18 @@ auto operator|(L&& left, R&& right) {
   } else if constexpr (!detail::lvalue_operand_is_copyable<R&&>()) {
     return detail::failed_mapping{};
   } else if constexpr (has_source) {
-    return hana::fold_left(detail::as_stages(detail::copy_or_move(std::forward<R>(right))),
-                           detail::as_mapping(detail::copy_or_move(std::forward<L>(left))),
-                           [](auto&& m, auto&& stage) {
-                             return detail::append_checked(std::move(m), std::move(stage));
-                           });
+    return hana::fold_left(
+        detail::as_stages(detail::copy_or_move(std::forward<R>(right))),
+        detail::as_mapping(detail::copy_or_move(std::forward<L>(left))),
+        [](auto m, auto stage) { return detail::append_checked(std::move(m), std::move(stage)); });
   } else {
     auto stages = hana::concat(detail::as_stages(detail::copy_or_move(std::forward<L>(left))),
                                detail::as_stages(detail::copy_or_move(std::forward<R>(right))));
     return fragment<decltype(stages)>{std::move(stages)};
   }
 }
+
+// NOLINTEND(bugprone-branch-clone)
 
 /// A sluice stage on the right of | needs a mapping or a stage on its left.
 template <detail::not_a_composition L, detail::stage_or_fragment R>

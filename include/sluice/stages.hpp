@@ -172,7 +172,7 @@ struct backoff {
   }
   /// Delay after the n-th consecutive failed attempt (n >= 1); `random` is a uniform 64-bit draw.
   duration delay(std::uint32_t n, std::uint64_t random) const noexcept {
-    double d = static_cast<double>(base.count());
+    auto d = static_cast<double>(base.count());
     for (std::uint32_t i = 1; i < n && d < static_cast<double>(cap.count()); ++i) d *= factor;
     auto ticks = static_cast<duration::rep>(std::min(d, static_cast<double>(cap.count())));
     if (jitter && ticks > 1)
@@ -284,7 +284,7 @@ on_failure_stage<std::reference_wrapper<Destination>> on_failure(Destination& de
 template <class Destination>
 requires(!std::is_lvalue_reference_v<Destination>)
     on_failure_stage<Destination> on_failure(Destination&& destination) {
-  return {std::move(destination)};
+  return {std::forward<Destination>(destination)};
 }
 
 // ---- the sink -----------------------------------------------------------------------------------

@@ -245,6 +245,7 @@ constexpr bool report_has_a_reporting_handler() {
 
 /// The gate of `|`: whether Stage may be appended to the mapping M, checked rule by rule; the
 /// first rule that fails reports, and the later ones are not instantiated.
+// NOLINTBEGIN(bugprone-branch-clone): the gates' branches are alike on purpose, one per rule.
 template <class M, class Stage>
 constexpr bool appendable() {
   if constexpr (!sink_is_last<M, Stage>())
@@ -373,6 +374,7 @@ constexpr bool runnable() {
   else
     return options_valid_from<Driver, Opts...>(type_list<Opts...>{});
 }
+// NOLINTEND(bugprone-branch-clone)
 
 }  // namespace detail
 SLUICE_END_NAMESPACE

@@ -67,10 +67,11 @@ struct composition_failed {};
 template <class T>
 inline constexpr bool is_composition_failed = std::is_same_v<T, composition_failed>;
 
-#define SLUICE_STAGE_TEST(name, trait)     \
-  struct name {                            \
-    template <class T>                     \
-    static constexpr bool test = trait<T>; \
+// `trait` names a variable template: it cannot be parenthesized.
+#define SLUICE_STAGE_TEST(name, trait)                                              \
+  struct name {                                                                     \
+    template <class T>                                                              \
+    static constexpr bool test = trait<T>; /* NOLINT(bugprone-macro-parentheses) */ \
   };
 SLUICE_STAGE_TEST(batch_test, is_batch)
 SLUICE_STAGE_TEST(sink_test, is_sink)
