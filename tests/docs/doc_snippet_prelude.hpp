@@ -32,6 +32,9 @@ inline sluice::batch_item_failures apply_amounts(const sluice::batch<sluice::rec
   return {};
 }
 inline void handle_orders(const sluice::batch<sluice::record<order>>&) {}
+inline sluice::batch_item_failures apply_orders(const sluice::batch<sluice::record<order>>&) {
+  return {};
+}
 
 inline sluice::memory_checkpoint_store store;
 inline sluice::memory_stream<order> doc_orders(4);
