@@ -6,6 +6,7 @@
 
 #include <boost/hana/append.hpp>
 #include <boost/hana/at.hpp>
+#include <boost/hana/concat.hpp>
 #include <boost/hana/count_if.hpp>
 #include <boost/hana/fold_left.hpp>
 #include <boost/hana/size.hpp>
@@ -19,6 +20,8 @@
 #include <utility>
 
 #include "sluice/batch.hpp"
+#include "sluice/detail/compose/rules.hpp"
+#include "sluice/detail/compose/stage_kinds.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
@@ -30,65 +33,6 @@ SLUICE_BEGIN_NAMESPACE
 namespace hana = boost::hana;
 
 namespace detail {
-template <class T, template <class...> class Template>
-inline constexpr bool is_instance_of = false;
-template <template <class...> class Template, class... Args>
-inline constexpr bool is_instance_of<Template<Args...>, Template> = true;
-
-template <class T>
-inline constexpr bool is_filter = is_instance_of<T, filter_stage>;
-template <class T>
-inline constexpr bool is_transform = is_instance_of<T, transform_stage>;
-template <class T>
-inline constexpr bool is_sink = is_instance_of<T, sink_stage>;
-template <class T>
-inline constexpr bool is_on_failure = is_instance_of<T, on_failure_stage>;
-template <class T>
-inline constexpr bool is_batch = std::is_same_v<T, batch_stage>;
-template <class T>
-inline constexpr bool is_retry = std::is_same_v<T, retry_stage>;
-template <class T>
-inline constexpr bool is_bisect = std::is_same_v<T, bisect_stage>;
-template <class T>
-inline constexpr bool is_report = std::is_same_v<T, report_stage>;
-template <class T>
-inline constexpr bool is_parallelization = std::is_same_v<T, parallelization_stage>;
-template <class T>
-inline constexpr bool is_per_record = is_filter<T> || is_transform<T>;
-template <class T>
-inline constexpr bool is_policy = is_retry<T> || is_bisect<T> || is_report<T> || is_on_failure<T>;
-template <class T>
-inline constexpr bool is_stage =
-    is_per_record<T> || is_batch<T> || is_policy<T> || is_parallelization<T> || is_sink<T>;
-
-template <class T>
-decltype(auto) unwrap(T& t) noexcept {
-  if constexpr (is_instance_of<std::remove_cv_t<T>, std::reference_wrapper>)
-    return t.get();
-  else
-    return (t);
-}
-template <class T>
-using unwrapped_t = std::remove_cvref_t<decltype(unwrap(std::declval<T&>()))>;
-
-/// Calls a per-record function with the record if it accepts it, else with the payload.
-template <class F, class R>
-inline constexpr bool callable_on_record = std::invocable<F&, const R&> ||
-                                           requires(F& f, const R& r) {
-  f(r.payload);
-};
-
-template <class F, class R>
-decltype(auto) call_on_record(F& f, const R& r) {
-  if constexpr (std::invocable<F&, const R&>)
-    return f(r);
-  else
-    return f(r.payload);
-}
-
-template <class F, class R>
-using call_result_t = decltype(call_on_record(std::declval<F&>(), std::declval<const R&>()));
-
 /// A transform's output record: the function's result if it is a record, otherwise a
 /// sluice::record carrying that result as payload and the input's key, sequence and arrival.
 template <class R, class F>
@@ -137,13 +81,6 @@ struct record_after_tuple<R0, hana::tuple<Stages...>> {
 };
 template <class R0, class Stages>
 using record_after_t = typename record_after_tuple<R0, Stages>::type;
-
-template <class R, class Handler>
-using handler_result_t = std::invoke_result_t<Handler&, const batch<R>&>;
-
-template <class T>
-inline constexpr bool is_report_type =
-    std::is_same_v<T, batch_item_failures> || std::is_same_v<T, std::optional<batch_item_failures>>;
 }  // namespace detail
 
 /// A stage of a mapping: filter, transform, batching, parallelization_factor, retry,
@@ -170,186 +107,135 @@ struct mapping {
 };
 
 namespace detail {
-#define SLUICE_STAGE_TEST(name, trait)     \
-  struct name {                            \
-    template <class T>                     \
-    static constexpr bool test = trait<T>; \
-  };
-SLUICE_STAGE_TEST(batch_test, is_batch)
-SLUICE_STAGE_TEST(sink_test, is_sink)
-SLUICE_STAGE_TEST(retry_test, is_retry)
-SLUICE_STAGE_TEST(bisect_test, is_bisect)
-SLUICE_STAGE_TEST(report_test, is_report)
-SLUICE_STAGE_TEST(on_failure_test, is_on_failure)
-SLUICE_STAGE_TEST(parallelization_test, is_parallelization)
-SLUICE_STAGE_TEST(policy_test, is_policy)
-#undef SLUICE_STAGE_TEST
-
 template <class T>
 inline constexpr bool is_mapping = false;
 template <class S, class St>
 inline constexpr bool is_mapping<mapping<S, St>> = true;
+
+/// Stands in for the source of the mapping a failed rule leaves (see composition_failed).
+struct no_source {
+  using record_type = void;
+};
+using failed_mapping = mapping<source_stage<no_source>, hana::tuple<composition_failed>>;
+
 template <class T>
-inline constexpr bool is_source_stage = is_instance_of<T, source_stage>;
+inline constexpr bool is_failed = std::is_same_v<T, failed_mapping>;
 
-/// Every composition rule, checked when `stage` is appended to `M`. Each rule names the stage.
-template <class M, class Stage>
-constexpr void check_append() {
-  using R = typename M::record_type;
-  static_assert(is_stage<Stage>,
-                "sluice: only sluice stages (filter, transform, batch, parallelization_factor, "
-                "retry, bisect_batch_on_function_error, report_batch_item_failures, on_failure, "
-                "invoke) can be composed with |");
-  static_assert(!M::template has<sink_test>,
-                "sluice: a stage follows the sink; sluice::invoke(handler) must be the last stage "
-                "of a mapping");
-  if constexpr (is_per_record<Stage>) {
-    static_assert(!M::template has<batch_test> && !M::template has<policy_test>,
-                  "sluice::filter and sluice::transform must come before sluice::batching and the "
-                  "failure policies: per-record stages run before batching (S-2.4, S-6.1)");
-  }
-  if constexpr (is_filter<Stage>) {
-    using pred = decltype(std::declval<Stage>().pred);
-    static_assert(callable_on_record<pred, R>,
-                  "sluice::filter: the predicate cannot be called with the record type that "
-                  "reaches it, nor with its payload");
-    if constexpr (callable_on_record<pred, R>) {
-      static_assert(std::convertible_to<call_result_t<pred, R>, bool>,
-                    "sluice::filter: the predicate must return something convertible to bool");
-    }
-  }
-  if constexpr (is_transform<Stage>) {
-    using fn = decltype(std::declval<Stage>().fn);
-    static_assert(callable_on_record<fn, R>,
-                  "sluice::transform: the function cannot be called with the record type that "
-                  "reaches it, nor with its payload");
-    if constexpr (callable_on_record<fn, R>) {
-      static_assert(!std::is_void_v<call_result_t<fn, R>>,
-                    "sluice::transform: the function returns void; it must return the new record "
-                    "or the new payload that flows downstream");
-      if constexpr (!std::is_void_v<call_result_t<fn, R>>) {
-        using out = std::remove_cvref_t<call_result_t<fn, R>>;
-        static_assert(std::copyable<out>,
-                      "sluice::transform: the result type must be copyable so it can be "
-                      "batched and retried downstream");
-      }
-    }
-  }
-  if constexpr (is_batch<Stage>) {
-    static_assert(!M::template has<batch_test>, "sluice::batching appears twice in the mapping");
-  }
-  if constexpr (is_parallelization<Stage>) {
-    static_assert(!M::template has<parallelization_test>,
-                  "sluice::parallelization_factor appears twice in the mapping");
-  }
-  if constexpr (is_retry<Stage>) {
-    static_assert(M::template has<batch_test>,
-                  "sluice::retry needs a batching stage (sluice::batching) before it");
-    static_assert(!M::template has<retry_test>, "sluice::retry appears twice in the mapping");
-  }
-  if constexpr (is_bisect<Stage>) {
-    static_assert(
-        M::template has<batch_test>,
-        "sluice::bisect_batch_on_function_error needs a batching stage (sluice::batching) "
-        "before it");
-    static_assert(!M::template has<bisect_test>,
-                  "sluice::bisect_batch_on_function_error appears twice in the mapping");
-  }
-  if constexpr (is_report<Stage>) {
-    static_assert(!M::template has<report_test>,
-                  "sluice::report_batch_item_failures appears twice in the mapping");
-  }
-  if constexpr (is_on_failure<Stage>) {
-    using dest = unwrapped_t<decltype(std::declval<Stage&>().destination)>;
-    static_assert(on_failure_destination<dest, R>,
-                  "sluice::on_failure: the argument is not an on-failure destination for this "
-                  "record type; it must be callable with, or have deliver() taking, "
-                  "const sluice::on_failure_record<Record>&");
-    static_assert(!M::template has<on_failure_test>,
-                  "sluice::on_failure appears twice in the mapping");
-  }
-  if constexpr (is_sink<Stage>) {
-    using handler = decltype(std::declval<Stage>().handler);
-    constexpr bool takes_batch = std::invocable<handler&, const batch<R>&>;
-    constexpr bool takes_record = callable_on_record<handler, R>;
-    constexpr bool batch_level = M::template has<batch_test> || M::template has<policy_test> ||
-                                 M::template has<parallelization_test>;
-    if constexpr (!takes_batch && takes_record) {
-      static_assert(!batch_level,
-                    "sluice::invoke: with batching, parallelization_factor or a failure policy the "
-                    "handler takes a batch (const sluice::batch<Record>&); to call a function per "
-                    "record there, wrap it: sluice::invoke(sluice::per_record(fn, mode))");
-    } else {
-      static_assert(
-          takes_batch,
-          "sluice::invoke: the handler cannot be called with const sluice::batch<Record>& "
-          "for the record type that reaches it, nor with one record or its payload");
-    }
-    if constexpr (takes_batch) {
-      using result = handler_result_t<R, handler>;
-      static_assert(std::is_void_v<result> || is_report_type<result>,
-                    "sluice::invoke: the handler must return void, sluice::batch_item_failures or "
-                    "std::optional<sluice::batch_item_failures>");
-      static_assert(!M::template has<report_test> || is_report_type<result>,
-                    "sluice::report_batch_item_failures needs a handler that can report failures: "
-                    "it must return sluice::batch_item_failures or "
-                    "std::optional<sluice::batch_item_failures>");
-    }
-  }
+template <class T>
+concept composes_on_the_left =
+    is_source_stage<std::remove_cvref_t<T>> || is_mapping<std::remove_cvref_t<T>> ||
+    is_stage<std::remove_cvref_t<T>> || is_fragment<std::remove_cvref_t<T>>;
+template <class T>
+concept not_a_composition = !composes_on_the_left<T>;
+template <class T>
+concept stage_or_fragment = is_stage<std::remove_cvref_t<T>> || is_fragment<std::remove_cvref_t<T>>;
+
+/// An lvalue is copied (composing in steps keeps the earlier step usable), an rvalue moved.
+template <class T>
+std::remove_cvref_t<T> copy_or_move(T&& t) {
+  return std::forward<T>(t);
 }
-}  // namespace detail
 
-namespace detail {
-/// The rule run and start share; checked before anything else is instantiated so that it is
-/// the only error a user sees.
-template <class M>
-constexpr bool check_complete() {
-  static_assert(M::template has<sink_test>,
-                "sluice::run / sluice::start need a complete mapping: it must end with a sink, "
-                "sluice::invoke(handler)");
-  return M::template has<sink_test>;
+template <class T>
+auto as_mapping(T&& t) {
+  using plain = std::remove_cvref_t<T>;
+  if constexpr (is_source_stage<plain>)
+    return mapping<plain, hana::tuple<>>{std::forward<T>(t), {}};
+  else
+    return std::forward<T>(t);
+}
+
+template <class T>
+auto as_stages(T&& t) {
+  if constexpr (is_fragment<std::remove_cvref_t<T>>)
+    return std::forward<T>(t).stages;
+  else
+    return hana::make_tuple(std::forward<T>(t));
+}
+
+// NOLINTBEGIN(bugprone-branch-clone): each failed check yields the failed mapping.
+
+/// Appends one stage to a mapping if every rule holds; after a failed rule (reported by its
+/// static_assert) the result is the failed mapping, which later steps pass on silently.
+template <class S, class Stages, class Stage>
+auto append_checked(mapping<S, Stages>&& m, Stage&& stage) {
+  using plain = std::remove_cvref_t<Stage>;
+  if constexpr (is_failed<mapping<S, Stages>>) {
+    return failed_mapping{};
+  } else if constexpr (!appendable<mapping<S, Stages>, plain>()) {
+    return failed_mapping{};
+  } else {
+    auto stages = hana::append(std::move(m.stages), plain(std::forward<Stage>(stage)));
+    return mapping<S, decltype(stages)>{std::move(m.source), std::move(stages)};
+  }
 }
 }  // namespace detail
 
 /// A mapping's source: a sluice::source (held by reference; it must outlive the mapping) or any
-/// input range (held as a view; an rvalue container is moved into the mapping).
+/// standard or range-v3 input range (held as a view; an rvalue container is moved into the
+/// mapping).
 template <class S>
 auto from(S&& s, starting_position position = starting_position::trim_horizon) {
   using plain = std::remove_cvref_t<S>;
   if constexpr (source<plain>) {
     static_assert(std::is_lvalue_reference_v<S>,
                   "sluice::from: pass the source as an lvalue; the mapping refers to it");
-    return source_stage<std::reference_wrapper<plain>>{std::ref(s), position};
-  } else {
+    if constexpr (std::is_lvalue_reference_v<S>)
+      return source_stage<std::reference_wrapper<plain>>{std::ref(s), position};
+    else
+      return detail::failed_mapping{};
+  } else if constexpr (!std::ranges::input_range<S>) {
     static_assert(std::ranges::input_range<S>,
                   "sluice::from: the argument is neither a sluice::source nor an input range");
+    return detail::failed_mapping{};
+  } else if constexpr (!std::ranges::forward_range<S>) {
     static_assert(std::ranges::forward_range<S>,
                   "sluice::from: a range source must be a forward range: a mapping reads it again "
                   "after a retry, a restart or a catch-up (copy a single-pass range into a "
                   "container first)");
+    return detail::failed_mapping{};
+  } else {
     using view = std::views::all_t<S>;
     return source_stage<range_source<view>>{range_source<view>(std::views::all(std::forward<S>(s))),
                                             position};
   }
 }
 
-template <class Source, class Stage>
-requires detail::is_stage<std::remove_cvref_t<Stage>>
-auto operator|(source_stage<Source>&& src, Stage&& stage) {
-  using plain = std::remove_cvref_t<Stage>;
-  using m = mapping<source_stage<Source>, hana::tuple<>>;
-  detail::check_append<m, plain>();
-  return mapping<source_stage<Source>, hana::tuple<plain>>{
-      std::move(src), hana::make_tuple(std::forward<Stage>(stage))};
+/// Composes: `from(source) | stage` and `mapping | stage` give a mapping, checking every rule
+/// (detail/compose/rules.hpp); `stage | stage` gives a fragment (a reusable policy) that a mapping
+/// takes later, stage by stage, with the same checks. Lvalue operands are copied.
+template <detail::composes_on_the_left L, class R>
+auto operator|(L&& left, R&& right) {
+  using l = std::remove_cvref_t<L>;
+  using r = std::remove_cvref_t<R>;
+  constexpr bool has_source = detail::is_source_stage<l> || detail::is_mapping<l>;
+  if constexpr (detail::is_failed<l> || detail::is_failed<r>) {
+    return detail::failed_mapping{};
+  } else if constexpr (!detail::right_side_is_a_stage<r>()) {
+    return detail::failed_mapping{};
+  } else if constexpr (!detail::lvalue_operand_is_copyable<L&&>()) {
+    return detail::failed_mapping{};
+  } else if constexpr (!detail::lvalue_operand_is_copyable<R&&>()) {
+    return detail::failed_mapping{};
+  } else if constexpr (has_source) {
+    return hana::fold_left(
+        detail::as_stages(detail::copy_or_move(std::forward<R>(right))),
+        detail::as_mapping(detail::copy_or_move(std::forward<L>(left))),
+        [](auto m, auto stage) { return detail::append_checked(std::move(m), std::move(stage)); });
+  } else {
+    auto stages = hana::concat(detail::as_stages(detail::copy_or_move(std::forward<L>(left))),
+                               detail::as_stages(detail::copy_or_move(std::forward<R>(right))));
+    return fragment<decltype(stages)>{std::move(stages)};
+  }
 }
 
-template <class S, class Stages, class Stage>
-requires detail::is_stage<std::remove_cvref_t<Stage>>
-auto operator|(mapping<S, Stages>&& m, Stage&& stage) {
-  using plain = std::remove_cvref_t<Stage>;
-  detail::check_append<mapping<S, Stages>, plain>();
-  auto stages = hana::append(std::move(m.stages), plain(std::forward<Stage>(stage)));
-  return mapping<S, decltype(stages)>{std::move(m.source), std::move(stages)};
+// NOLINTEND(bugprone-branch-clone)
+
+/// A sluice stage on the right of | needs a mapping or a stage on its left.
+template <detail::not_a_composition L, detail::stage_or_fragment R>
+auto operator|(L&&, R&&) {
+  static_cast<void>(detail::left_side_is_composable<std::remove_cvref_t<L>>());  // it reports
+  return detail::failed_mapping{};
 }
 
 namespace detail {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/detail/compose/rules.hpp"
 #include "sluice/detail/pipeline/engine.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/options.hpp"
@@ -19,7 +20,7 @@ SLUICE_BEGIN_NAMESPACE
 
 template <class Source, class Stages, class... Opts>
 metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
-  if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
+  if constexpr (!detail::runnable<mapping<Source, Stages>, detail::run_driver, Opts...>()) {
     return {};
   } else {
     using options = detail::resolved_options_for<mapping<Source, Stages>, Opts...>;

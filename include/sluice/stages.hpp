@@ -97,6 +97,15 @@ struct batch_stage {
 };
 
 namespace detail {
+template <class T, class... Ts>
+inline constexpr int count_of = (std::is_same_v<T, Ts> + ... + 0);
+template <class T>
+inline constexpr bool is_batching_param =
+    std::is_same_v<T, batch_size_param> || std::is_same_v<T, maximum_batching_window_param> ||
+    std::is_same_v<T, maximum_payload_bytes_param>;
+}  // namespace detail
+
+namespace detail {
 inline void apply(batching_config& c, batch_size_param p) {
   require_in_range<std::int64_t>("batch_size", p.value, 1, max_batch_size, "1..10000");
   c.batch_size = static_cast<std::uint32_t>(p.value);
@@ -118,9 +127,15 @@ inline void apply(batching_config& c, maximum_payload_bytes_param p) {
 /// maximum_payload_bytes(..)), any subset in any order; the rest keep Lambda's defaults.
 /// Throws sluice::configuration_error naming the parameter, value and allowed range.
 template <class... Params>
-batch_stage batching(Params... params) {
+batch_stage batching([[maybe_unused]] Params... params) {
+  constexpr bool known = (detail::is_batching_param<Params> && ...);
+  static_assert(known,
+                "sluice::batching takes batch_size(n), maximum_batching_window(d), "
+                "maximum_payload_bytes(n)");
+  constexpr bool once = ((detail::count_of<Params, Params...> == 1) && ...);
+  static_assert(!known || once, "sluice::batching: a parameter is given twice");
   batch_stage s;
-  (detail::apply(s.config, params), ...);
+  if constexpr (known && once) (detail::apply(s.config, params), ...);
   return s;
 }
 
@@ -157,7 +172,7 @@ struct backoff {
   }
   /// Delay after the n-th consecutive failed attempt (n >= 1); `random` is a uniform 64-bit draw.
   duration delay(std::uint32_t n, std::uint64_t random) const noexcept {
-    double d = static_cast<double>(base.count());
+    auto d = static_cast<double>(base.count());
     for (std::uint32_t i = 1; i < n && d < static_cast<double>(cap.count()); ++i) d *= factor;
     auto ticks = static_cast<duration::rep>(std::min(d, static_cast<double>(cap.count())));
     if (jitter && ticks > 1)
@@ -209,6 +224,13 @@ struct retry_stage {
 };
 
 namespace detail {
+template <class T>
+inline constexpr bool is_retry_param =
+    std::is_same_v<T, maximum_retry_attempts_param> ||
+    std::is_same_v<T, maximum_record_age_param> || std::is_same_v<T, sluice::backoff>;
+}  // namespace detail
+
+namespace detail {
 inline void apply(retry_config& c, maximum_retry_attempts_param p) {
   require_in_range<std::int64_t>("maximum_retry_attempts", p.value, -1, 10'000,
                                  "-1 (infinite) or 0..10000");
@@ -230,9 +252,15 @@ inline void apply(retry_config& c, const sluice::backoff& b) {
 
 /// retry(maximum_retry_attempts(3), maximum_record_age(1h), backoff::fixed(1s)), any order.
 template <class... Params>
-retry_stage retry(Params... params) {
+retry_stage retry([[maybe_unused]] Params... params) {
+  constexpr bool known = (detail::is_retry_param<Params> && ...);
+  static_assert(known,
+                "sluice::retry takes maximum_retry_attempts(n), maximum_record_age(d), "
+                "infinite_age, backoff");
+  constexpr bool once = ((detail::count_of<Params, Params...> == 1) && ...);
+  static_assert(!known || once, "sluice::retry: a parameter is given twice");
   retry_stage s;
-  (detail::apply(s.config, params), ...);
+  if constexpr (known && once) (detail::apply(s.config, params), ...);
   return s;
 }
 
@@ -256,7 +284,7 @@ on_failure_stage<std::reference_wrapper<Destination>> on_failure(Destination& de
 template <class Destination>
 requires(!std::is_lvalue_reference_v<Destination>)
     on_failure_stage<Destination> on_failure(Destination&& destination) {
-  return {std::move(destination)};
+  return {std::forward<Destination>(destination)};
 }
 
 // ---- the sink -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <memory>
 #include <utility>
 
+#include "sluice/detail/compose/rules.hpp"
 #include "sluice/detail/pipeline/engine.hpp"
 #include "sluice/detail/threads/driver.hpp"
 #include "sluice/metrics.hpp"
@@ -64,7 +65,7 @@ class running_mapping {
 /// may run on several threads at once (one batch per lane at a time).
 template <class Source, class Stages, class... Opts>
 running_mapping start(mapping<Source, Stages>&& m, Opts... opts) {
-  if constexpr (!detail::check_complete<mapping<Source, Stages>>()) {
+  if constexpr (!detail::runnable<mapping<Source, Stages>, detail::start_driver, Opts...>()) {
     return running_mapping(nullptr);
   } else {
     using options = detail::resolved_options_for<mapping<Source, Stages>, Opts...>;

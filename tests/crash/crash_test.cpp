@@ -15,9 +15,9 @@
 //     applied (in the journal), filtered out (amount 0) or in the dead letters (S-3.3);
 //   - duplicates come only from the at-least-once window: every order a run was handed although
 //     an earlier run had applied it lies above the checkpoint the run started from (S-3.4), and
-//     per restart there are at most shards x P x batches_per_lane x batch_size of them (what the mapping holds
-//     between source and handler), except for shards where a lane was retrying a bad order at
-//     the kill: there the other lanes legitimately run ahead (failure isolation, S-3.3);
+//     per restart there are at most shards x P x batches_per_lane x batch_size of them (what the
+//     mapping holds between source and handler), except for shards where a lane was retrying a bad
+//     order at the kill: there the other lanes legitimately run ahead (failure isolation, S-3.3);
 //   - at the end (the child runs once more, with --verify): every order 1..N is in the stream
 //     exactly once (the producer is crash-safe), every record is finished, none lost; per
 //     customer the journal of first applications is in stream order; no order applied twice.
@@ -62,7 +62,8 @@ constexpr std::uint64_t lanes_per_shard = 4;
 constexpr std::uint64_t batch_size = 50;
 constexpr std::uint64_t customers = 500;
 constexpr std::uint64_t malformed_every = 997;
-constexpr std::uint64_t in_flight_bound = shards * lanes_per_shard * sluice::batches_per_lane * batch_size;
+constexpr std::uint64_t in_flight_bound =
+    shards * lanes_per_shard * sluice::batches_per_lane * batch_size;
 // A child that neither checkpoints nor exits for this long is hung (the whole job takes ~1 s).
 constexpr auto child_limit = std::chrono::seconds(120);
 
@@ -345,7 +346,8 @@ void check_redeliveries(tally& t, const state& st, std::int64_t run, const check
     ++d.isolated_restarts;
     d.max_isolated = std::max(d.max_isolated, isolated);
   }
-  t.check("duplicates per restart within shards x P x batches_per_lane x batch_size", bounded <= in_flight_bound,
+  t.check("duplicates per restart within shards x P x batches_per_lane x batch_size",
+          bounded <= in_flight_bound,
           "run " + std::to_string(run) + ": " + std::to_string(bounded) + " duplicates > " +
               std::to_string(in_flight_bound));
 }

@@ -475,3 +475,72 @@ TEST(Composition, BatchCarriesShardSequencesArrivalsSizeAndBytes) {
       sluice::with_clock(clock));
   EXPECT_EQ(handed_over, expected.size());
 }
+
+// ---- composing in steps, and policy fragments
+// -----------------------------------------------------
+
+TEST(Composition, InStepsWithLvaluesEachStepStaysUsable) {
+  std::vector<R> records = {{"k", 1, {}, 1}, {"k", 2, {}, 2}, {"k", 3, {}, 3}};
+  auto source = sluice::from(records);
+  auto odd = source | sluice::filter([](int p) { return p % 2 == 1; });  // copies `source`
+  auto batched = odd | sluice::batching(sluice::batch_size(10));         // copies `odd`
+  seqs all, only_odd, odd_again;
+  sluice::run(source | sluice::invoke([&](const sluice::batch<R>& b) {
+                for (const auto& r : b) all.push_back(r.sequence);
+              }));
+  sluice::run(batched | sluice::invoke([&](const sluice::batch<R>& b) {
+                for (const auto& r : b) only_odd.push_back(r.sequence);
+              }));
+  sluice::run(std::move(odd) | sluice::invoke([&](const sluice::batch<R>& b) {
+                for (const auto& r : b) odd_again.push_back(r.sequence);
+              }));
+  EXPECT_EQ(all, (seqs{1, 2, 3}));
+  EXPECT_EQ(only_odd, (seqs{1, 3}));
+  EXPECT_EQ(odd_again, (seqs{1, 3}));
+}
+
+TEST(Composition, PolicyFragmentAppendsItsStagesAndIsReused) {
+  const auto policy =
+      sluice::retry(sluice::maximum_retry_attempts(0)) | sluice::bisect_batch_on_function_error;
+  static_assert(std::is_same_v<
+                std::remove_cvref_t<decltype(policy)>,
+                sluice::fragment<boost::hana::tuple<sluice::retry_stage, sluice::bisect_stage>>>);
+  std::vector<R> records;
+  for (int i = 1; i <= 4; ++i)
+    records.push_back({"k", static_cast<sluice::sequence_number_t>(i), {}, i});
+  auto fails_on_3 = [](const sluice::batch<R>& b) {
+    for (const auto& r : b)
+      if (r.payload == 3) throw std::runtime_error("poison");
+  };
+  auto first = sluice::from(records) | sluice::batching(sluice::batch_size(4)) | policy |
+               sluice::invoke(fails_on_3);
+  auto second = sluice::from(records) | sluice::batching(sluice::batch_size(4)) | policy |
+                sluice::invoke(fails_on_3);
+  static_assert(std::is_same_v<
+                decltype(first.stages),
+                boost::hana::tuple<sluice::batch_stage, sluice::retry_stage, sluice::bisect_stage,
+                                   sluice::sink_stage<decltype(fails_on_3)>>>);
+  const auto a = sluice::run(std::move(first));
+  const auto b = sluice::run(std::move(second));
+  // Both mappings bisect (S-5.3): without the fragment's bisect stage nothing would be split.
+  EXPECT_GT(a.total.bisect_splits, 0u);
+  EXPECT_EQ(a.total.bisect_splits, b.total.bisect_splits);
+  EXPECT_EQ(a.total.succeeded_event_count, 3u);
+}
+
+TEST(Composition, FragmentOfSeveralStagesComposesWithAFragment) {
+  auto batching = sluice::batching(sluice::batch_size(2)) | sluice::parallelization_factor(1);
+  auto policy =
+      sluice::retry(sluice::maximum_retry_attempts(1)) | sluice::report_batch_item_failures;
+  auto both = batching | policy;
+  std::vector<R> records = {{"k", 1, {}, 1}, {"k", 2, {}, 2}, {"k", 3, {}, 3}};
+  std::size_t calls = 0;
+  auto m = sluice::from(records) | both |
+           sluice::invoke([&](const sluice::batch<R>&) -> sluice::batch_item_failures {
+             ++calls;
+             return {};
+           });
+  static_assert(decltype(m)::has<sluice::detail::report_test>);
+  sluice::run(std::move(m));
+  EXPECT_EQ(calls, 2u);
+}

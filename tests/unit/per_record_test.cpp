@@ -1,5 +1,5 @@
-// Tests for sluice/handlers/per_record.hpp: the three failure modes, exceptions as record failures, and
-// sluice::throttled escaping the adapter unchanged (S-4.3, S-4.4, S-5.2).
+// Tests for sluice/handlers/per_record.hpp: the three failure modes, exceptions as record failures,
+// and sluice::throttled escaping the adapter unchanged (S-4.3, S-4.4, S-5.2).
 #include "sluice/handlers/per_record.hpp"
 
 #include <gtest/gtest.h>

@@ -93,7 +93,8 @@ void append_partition_key(std::string& out, const K& key) {
     static_assert(std::convertible_to<const K&, std::string_view>,
                   "sluice::json_lines_destination: a partition key must be string-like or an "
                   "integer to be written as partitionKey");
-    append_json_string(out, std::string_view(key));
+    if constexpr (std::convertible_to<const K&, std::string_view>)
+      append_json_string(out, std::string_view(key));
   }
 }
 

@@ -1,6 +1,6 @@
-// sluice/handlers/per_record.hpp: turns a function of one record into a batch handler that answers with a
-// partial batch response (S-4.3), as Powertools' batch processor does on Lambda. The failure mode
-// decides what happens to the records after a failed one.
+// sluice/handlers/per_record.hpp: turns a function of one record into a batch handler that answers
+// with a partial batch response (S-4.3), as Powertools' batch processor does on Lambda. The failure
+// mode decides what happens to the records after a failed one.
 //
 // Retries and ordering. The engine retries a partial failure from the LOWEST reported sequence L
 // (S-5.2): every record from L to the end of the batch is handed over again, including those
@@ -206,9 +206,9 @@ auto per_record(Fn&& fn, Mode) {
   static_assert(per_record_mode<Mode>,
                 "sluice::per_record(fn, mode): mode must be sluice::continue_on_failure, "
                 "sluice::stop_on_first_failure or sluice::skip_key_on_failure");
-  if constexpr (per_record_mode<Mode>) {
-    return per_record_handler<std::decay_t<Fn>, Mode>(std::forward<Fn>(fn));
-  }
+  // After the assert, a handler of a valid mode, so that no second error follows the first.
+  using mode = std::conditional_t<per_record_mode<Mode>, Mode, continue_on_failure_t>;
+  return per_record_handler<std::decay_t<Fn>, mode>(std::forward<Fn>(fn));
 }
 
 SLUICE_END_NAMESPACE

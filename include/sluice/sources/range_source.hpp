@@ -38,7 +38,13 @@ class range_source {
       : range_(std::move(other.range_)),
         it_(std::ranges::begin(range_)),
         created_(other.created_) {}
-  range_source(const range_source&) = delete;
+  /// A copy reads the same range from its start (composing a mapping in steps copies it).
+  range_source(const range_source& other) requires std::copy_constructible<Range>
+      : range_(other.range_),
+        it_(std::ranges::begin(range_)),
+        created_(other.created_),
+        last_sequence_(other.last_sequence_) {}
+  range_source& operator=(const range_source&) = delete;
 
   std::uint32_t shard_count() const noexcept { return 1; }
   std::string_view name() const noexcept { return "range"; }

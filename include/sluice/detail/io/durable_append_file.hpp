@@ -86,7 +86,8 @@ class durable_append_file {
       const auto want = static_cast<std::size_t>(stop - start);
       std::size_t got = 0;
       while (got < want) {
-        const ::ssize_t n = ::pread(file_.fd, buffer + got, want - got, start + got);
+        const ::ssize_t n =
+            ::pread(file_.fd, buffer + got, want - got, static_cast<::off_t>(start + got));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) fail(errno, "read the last line of");
         if (n == 0) fail(EIO, "read the last line of");  // shrunk under our lock: never

@@ -1,6 +1,6 @@
-// sluice/detail/io/json_text.hpp: the few JSON-writing pieces the on-failure file needs: strict UTF-8
-// decoding, the "is this payload readable text?" test (else base64), string escaping that always
-// yields valid JSON, ISO-8601 UTC timestamps with milliseconds and locale-free numbers.
+// sluice/detail/io/json_text.hpp: the few JSON-writing pieces the on-failure file needs: strict
+// UTF-8 decoding, the "is this payload readable text?" test (else base64), string escaping that
+// always yields valid JSON, ISO-8601 UTC timestamps with milliseconds and locale-free numbers.
 #pragma once
 
 #include <charconv>

@@ -69,7 +69,7 @@ class driver {
     bool runs_jobs = true;
     time_point next_deadline = far_future;  // earliest open batching window of its shards
 
-    void on_data(shard_id_t shard) noexcept {
+    void on_data(shard_id_t shard) noexcept override {
       if (owner->reader_[shard] == this) owner->nudge(*this);
     }
   };

@@ -1,5 +1,5 @@
-// sluice/detail/util/validate.hpp: the one place that turns an out-of-range configuration value into
-// the error users see: "sluice: <parameter> = <value> is out of range; allowed: <range>".
+// sluice/detail/util/validate.hpp: the one place that turns an out-of-range configuration value
+// into the error users see: "sluice: <parameter> = <value> is out of range; allowed: <range>".
 #pragma once
 
 #include <sstream>

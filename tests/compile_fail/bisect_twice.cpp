@@ -1,0 +1,12 @@
+// expect: sluice::bisect_batch_on_function_error appears twice in the mapping
+// The same stage twice: each policy is set once per mapping.
+#include <sluice/mapping.hpp>
+
+#include <vector>
+
+void build() {
+  std::vector<sluice::record<int>> records;
+  [[maybe_unused]] auto m = sluice::from(records) | sluice::batching(sluice::batch_size(10)) |
+                            sluice::bisect_batch_on_function_error |
+                            sluice::bisect_batch_on_function_error;
+}

@@ -1,0 +1,11 @@
+// expect: sluice::report_batch_item_failures appears twice in the mapping
+// The same stage twice: each policy is set once per mapping.
+#include <sluice/mapping.hpp>
+
+#include <vector>
+
+void build() {
+  std::vector<sluice::record<int>> records;
+  [[maybe_unused]] auto m = sluice::from(records) | sluice::batching(sluice::batch_size(10)) |
+                            sluice::report_batch_item_failures | sluice::report_batch_item_failures;
+}
