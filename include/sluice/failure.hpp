@@ -17,12 +17,21 @@
 
 SLUICE_BEGIN_NAMESPACE
 
-enum class failure_condition { retry_attempts_exhausted, record_age_exceeded };
+/// Why records went to the on-failure destination. The first two are Lambda's; stage_failed is
+/// sluice's (beyond Lambda): a filter or transform threw on the record and the mapping was told
+/// to send such records on (on_stage_error(stage_error_policy::to_destination)).
+enum class failure_condition { retry_attempts_exhausted, record_age_exceeded, stage_failed };
 
-/// Lambda's spelling of the condition ("RetryAttemptsExhausted", "RecordAgeExceeded").
+/// The condition's spelling ("RetryAttemptsExhausted", "RecordAgeExceeded", "StageFailed").
 constexpr std::string_view to_string(failure_condition c) noexcept {
-  return c == failure_condition::retry_attempts_exhausted ? "RetryAttemptsExhausted"
-                                                          : "RecordAgeExceeded";
+  switch (c) {
+    case failure_condition::retry_attempts_exhausted:
+      return "RetryAttemptsExhausted";
+    case failure_condition::record_age_exceeded:
+      return "RecordAgeExceeded";
+    default:
+      return "StageFailed";
+  }
 }
 
 /// How the last attempt of a discarded batch ended (S-5.7). AWS's responseContext depends on it:

@@ -79,6 +79,22 @@ struct execution_option {
 /// Forces where sluice::start runs batches (default: execution_mode::adaptive).
 inline execution_option execution(execution_mode mode) { return {mode}; }
 
+/// What happens when a filter or transform throws on a record (its error always names the
+/// shard, sequence number and key: sluice::stage_error).
+enum class stage_error_policy {
+  /// The mapping stops with a sluice::stage_error; the checkpoint stays below the record, so a
+  /// restart meets it again. The default: a throwing filter is usually a bug to fix.
+  stop,
+  /// The record goes to the on-failure destination (condition StageFailed, the error in
+  /// error_type / error_message) and the mapping goes on. Needs sluice::on_failure(destination).
+  to_destination,
+};
+struct stage_error_option {
+  stage_error_policy policy;
+};
+/// Chooses what a throwing filter or transform does (default: stage_error_policy::stop).
+inline stage_error_option on_stage_error(stage_error_policy policy) { return {policy}; }
+
 template <class Traits>
 struct traits_option {};
 /// Tuning knobs of sluice::start and sluice::run (sluice/traits.hpp).
@@ -157,6 +173,7 @@ struct options_with_default_store {
   std::uint32_t pollers = 0;
   std::uint32_t workers = 0;
   execution_mode execution = execution_mode::adaptive;
+  stage_error_policy stage_errors = stage_error_policy::stop;
   std::stop_token stop;
 
   /// The in-memory store used when no checkpoints(...) option is given and the source keeps
@@ -190,6 +207,7 @@ struct options_with_default_store {
   void take(workers_option o) { workers = o.n; }
   void take(stop_option o) { stop = std::move(o.token); }
   void take(execution_option o) { execution = o.mode; }
+  void take(stage_error_option o) { stage_errors = o.policy; }
   void take(traits_option<traits_type>) {}
 };
 

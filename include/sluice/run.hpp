@@ -27,7 +27,7 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
     options o(m, std::move(opts)...);
     using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
                                     typename options::store_type, typename options::traits_type>;
-    engine_t e(std::move(m), *o.clock, *o.store, o.name);
+    engine_t e(std::move(m), *o.clock, *o.store, o.name, o.stage_errors);
 
     std::vector<sequence_number_t> end;
     for (auto& s : e.shards()) end.push_back(e.source().last_sequence(s->id));
@@ -58,11 +58,10 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
         // Once per pass: the checkpoint only covers finished records (an abandoned batch is not).
         e.update_checkpoint(s);
         if (!polled.progress) {
-          if constexpr (engine_t::record_sink) {
-            if (next != far_future && s.position < end[s.id]) {
-              e.clock().sleep_until(next, self);  // the sink's call failed: retry after back-off
-              continue;
-            }
+          if (s.retry_at > now && s.position < end[s.id]) {
+            // A failed sink call or stage delivery: read it again after back-off.
+            e.clock().sleep_until(s.retry_at, self);
+            continue;
           }
           // Nothing read: at the end, or retention trimmed the rest; flush, then done.
           if (flush) break;

@@ -78,7 +78,8 @@ running_mapping start(mapping<Source, Stages>&& m, Opts... opts) {
       // A default in-memory store lives as long as the mapping; threads end before it goes.
       owning_driver(options& o, mapping_t&& m)
           : owned(std::move(o.owned_store)),
-            run(o.pollers, o.workers, o.execution, std::move(m), *o.clock, *o.store, o.name) {}
+            run(o.pollers, o.workers, o.execution, std::move(m), *o.clock, *o.store, o.name,
+                o.stage_errors) {}
       std::unique_ptr<memory_checkpoint_store> owned;
       driver_t run;
       void stop() override { run.stop(); }

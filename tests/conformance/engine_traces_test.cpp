@@ -191,17 +191,109 @@ TEST_P(Engine, StartingPositionAtTimestamp) {
   EXPECT_EQ(m.shards[0].checkpoint, 5u);
 }
 
-// A throwing filter stops the mapping with the error instead of losing or skipping records.
-TEST_P(Engine, ThrowingFilterStopsMappingWithoutAdvancingPastIt) {
+// A throwing filter stops the mapping (the default policy) with an error that names the record,
+// instead of losing or skipping records.
+TEST_P(Engine, ThrowingFilterStopsMappingWithAnErrorNamingTheRecord) {
   put(10);
   auto running = sluice::start(sluice::from(stream) | sluice::filter([](const R& r) {
                                  if (r.sequence == 5) throw std::logic_error("bad filter");
                                  return true;
                                }) | sluice::invoke(record_call()),
-                               sluice::with_clock(clock), sluice::checkpoints(store));
-  EXPECT_THROW(running.wait_until_caught_up(60s), std::logic_error);
-  EXPECT_THROW(running.stop(), std::logic_error);
+                               sluice::with_clock(clock), sluice::checkpoints(store),
+                               sluice::execution(GetParam()));
+  try {
+    running.wait_until_caught_up(60s);
+    ADD_FAILURE() << "no error";
+  } catch (const sluice::stage_error& e) {
+    EXPECT_EQ(e.shard(), 0u);
+    EXPECT_EQ(e.sequence(), 5u);
+    EXPECT_EQ(e.key(), "k");
+    EXPECT_NE(
+        std::string(e.what()).find("shard 0, sequence 5, key \"k\": std::logic_error: bad filter"),
+        std::string::npos)
+        << e.what();
+    EXPECT_THROW(std::rethrow_if_nested(e), std::logic_error);
+  }
+  EXPECT_THROW(running.stop(), sluice::stage_error);
   EXPECT_LT(store.load("sluice", 0).value_or(0), 5u);
+}
+
+// on_stage_error(to_destination): the record a transform threw on goes to the on-failure
+// destination (condition StageFailed, the error named) and the mapping goes on.
+TEST_P(Engine, ThrowingTransformSendsTheRecordToTheDestinationWhenAskedTo) {
+  put(10);
+  sluice::memory_destination<sluice::record<int>> dlq;
+  auto running = sluice::start(sluice::from(stream) | sluice::transform([](const R& r) {
+                                 if (r.sequence == 4 || r.sequence == 7)
+                                   throw std::invalid_argument("cannot parse");
+                                 return r;
+                               }) | sluice::batching(sluice::batch_size(100)) |
+                                   sluice::on_failure(dlq) | sluice::invoke(record_call()),
+                               sluice::with_clock(clock), sluice::checkpoints(store),
+                               sluice::execution(GetParam()),
+                               sluice::on_stage_error(sluice::stage_error_policy::to_destination));
+  ASSERT_TRUE(running.wait_until_caught_up(60s));
+  std::vector<sluice::sequence_number_t> handled;
+  for (const auto& c : calls.calls())
+    handled.insert(handled.end(), c.sequences.begin(), c.sequences.end());
+  EXPECT_EQ(handled, (std::vector<sluice::sequence_number_t>{1, 2, 3, 5, 6, 8, 9, 10}));
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0].condition, sluice::failure_condition::stage_failed);
+  EXPECT_EQ(dead[0].start_sequence_number, 4u);
+  EXPECT_EQ(dead[0].end_sequence_number, 4u);
+  EXPECT_EQ(dead[0].error_type, "std::invalid_argument");
+  EXPECT_EQ(dead[0].error_message, "cannot parse");
+  ASSERT_EQ(dead[0].records.size(), 1u);
+  EXPECT_EQ(dead[0].records[0].payload, 4);
+  EXPECT_EQ(dead[1].start_sequence_number, 7u);
+  EXPECT_EQ(store.load("sluice", 0), 10u);
+  EXPECT_EQ(running.metrics().total.on_failure_destination_delivered_event_count, 2u);
+}
+
+TEST(EngineStageErrors, ToDestinationWithoutADestinationIsRejectedWhenStarted) {
+  sluice::memory_stream<int> stream(1);
+  try {
+    auto running =
+        sluice::start(sluice::from(stream) | sluice::filter([](int) { return true; }) |
+                          sluice::invoke([](const sluice::batch<R>&) {}),
+                      sluice::on_stage_error(sluice::stage_error_policy::to_destination));
+    ADD_FAILURE() << "accepted";
+  } catch (const sluice::configuration_error& e) {
+    EXPECT_NE(std::string(e.what()).find("on_stage_error = to_destination is out of range"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// S-5.8 for stage failures: a destination that fails is retried after back-off; the record is
+// delivered exactly once and the checkpoint never passes it before.
+TEST(EngineStageErrors, AFailingDestinationIsRetriedAndHoldsTheCheckpoint) {
+  sluice::manual_clock clock(sluice::time_point{} + 100h, sluice::manual_clock::auto_advance);
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream(1, clock);
+  for (int i = 1; i <= 3; ++i) stream.put("k", i);
+  sluice::memory_checkpoint_store store;
+  int refusals = 2;
+  std::vector<sluice::on_failure_record<R>> accepted;
+  auto destination = [&](const sluice::on_failure_record<R>& rec) {
+    EXPECT_LT(store.load("sluice", 0).value_or(0), 2u) << "checkpoint passed an undelivered record";
+    if (refusals-- > 0) throw std::runtime_error("destination down");
+    accepted.push_back(rec);
+  };
+  std::vector<int> handled;
+  sluice::run(sluice::from(stream) | sluice::filter([](int x) {
+                if (x == 2) throw std::runtime_error("bad");
+                return true;
+              }) | sluice::batching(sluice::batch_size(10)) |
+                  sluice::on_failure(destination) | sluice::invoke([&](const sluice::batch<R>& b) {
+                    for (const R& r : b) handled.push_back(r.payload);
+                  }),
+              sluice::with_clock(clock), sluice::checkpoints(store),
+              sluice::on_stage_error(sluice::stage_error_policy::to_destination));
+  ASSERT_EQ(accepted.size(), 1u);
+  EXPECT_EQ(accepted[0].start_sequence_number, 2u);
+  EXPECT_EQ(handled, (std::vector<int>{1, 3}));
+  EXPECT_EQ(store.load("sluice", 0), 3u);
 }
 
 // sluice::run ends when retention trimmed records it meant to read, instead of spinning.

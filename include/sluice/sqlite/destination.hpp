@@ -180,8 +180,11 @@ class destination {
     statement& r = db_.cached(detail::select_failure_records_sql);
     while (f.step()) {
       on_failure_record<R>& rec = out.emplace_back();
-      rec.condition = f.column_text(1) == to_string(failure_condition::record_age_exceeded)
+      const auto condition = f.column_text(1);
+      rec.condition = condition == to_string(failure_condition::record_age_exceeded)
                           ? failure_condition::record_age_exceeded
+                      : condition == to_string(failure_condition::stage_failed)
+                          ? failure_condition::stage_failed
                           : failure_condition::retry_attempts_exhausted;
       rec.approximate_invoke_count = static_cast<std::uint32_t>(f.column_int64(2));
       rec.error_type = detail::column_optional_text(f, 3);

@@ -19,6 +19,9 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -26,9 +29,11 @@
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
+#include "sluice/error.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/metrics.hpp"
+#include "sluice/options.hpp"
 #include "sluice/traits.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -52,6 +57,27 @@ struct span_probe {
     return 0;
   }
 };
+
+/// A filter or transform threw on a record: what the error and the on-failure record say.
+template <class R>
+struct stage_failure_of {
+  std::exception_ptr error;
+  sequence_number_t sequence = 0;
+  std::string key;
+  time_point arrival{};
+  std::optional<R> record;  // when the source record is of the type the destination takes
+};
+
+/// A partition key as text, for error messages.
+template <class K>
+std::string describe_key(const K& key) {
+  if constexpr (std::is_convertible_v<const K&, std::string_view>)
+    return std::string(std::string_view(key));
+  else if constexpr (std::is_integral_v<K>)
+    return std::to_string(key);
+  else
+    return "(a key of a type with no text form)";
+}
 
 /// What one pass over a shard did.
 struct poll_result {
@@ -84,8 +110,11 @@ class engine {
     live_counters counters;
     std::atomic<sequence_number_t> checkpoint{0};
     sequence_number_t saved = 0;
-    // Per-record sink: a record whose call failed is read again at or after this time.
+    // A record whose per-record sink call failed, or whose failed stage could not be delivered
+    // to the destination, is read again at or after this time.
     time_point retry_at{};
+    // The record a filter or transform threw on in this pass (the reader's; see stage_failure).
+    std::optional<stage_failure_of<record_type>> failed_stage;
     std::uint32_t sink_failures = 0;
     std::uint64_t rng = 0;
   };
@@ -101,7 +130,8 @@ class engine {
     const std::string& stream_name;
   };
 
-  engine(M&& m, Clock& clock, Store& store, std::string name)
+  engine(M&& m, Clock& clock, Store& store, std::string name,
+         stage_error_policy stage_errors = stage_error_policy::stop)
       : mapping_(std::move(m)),
         clock_(&clock),
         store_(&store),
@@ -109,7 +139,11 @@ class engine {
         batching_(traits::batching(mapping_)),
         retry_(traits::retry(mapping_)),
         stream_name_(std::string(source().name())),
-        context_{this, retry_, stream_name_} {
+        context_{this, retry_, stream_name_},
+        stage_errors_(stage_errors) {
+    if (stage_errors_ == stage_error_policy::to_destination && !traits::has_destination)
+      reject("on_stage_error", "to_destination",
+             "stop, or to_destination in a mapping with sluice::on_failure(destination)");
     const std::uint32_t lanes = record_sink ? 0 : traits::lanes(mapping_);
     if constexpr (requires { record_traits<record_type>::constant_payload_size; }) {
       count_bytes_ =
@@ -171,6 +205,10 @@ class engine {
       const bool zero_window = batching_.maximum_batching_window == duration::zero();
       const std::size_t chunk = this->chunk();
       poll_result result;
+      if (now < s.retry_at) [[unlikely]] {  // a failed stage waits for its destination
+        next_deadline = std::min(next_deadline, s.retry_at);
+        return result;
+      }
       result.progress = close_ready(s, now, claimed, flush, !zero_window);
       read_counts counts;
       for (auto& l : s.lanes) {
@@ -212,8 +250,10 @@ class engine {
       };
       using picked = std::pair<lane&, typename lane::cursor&>;
       std::size_t consumed = 0;
+      bool spans_read = false;
       if constexpr (requires { source().read_spans(s.id, s.position, chunk, span_probe{}); }) {
         if (one_lane) {  // contiguous records into one lane: a plain pointer loop
+          spans_read = true;
           lane& l = *s.lanes[0];
           consumed = source().read_spans(
               s.id, s.position, chunk, [&](const source_record* first, const source_record* last) {
@@ -222,8 +262,9 @@ class engine {
                 const source_record* p = first;
                 for (; p != last; ++p) {
                   const offer_result taken = offer(l, cur, *p, now, claimed, count_bytes);
-                  if (taken == offer_result::blocked) [[unlikely]] {
-                    blocked = true;
+                  if (taken == offer_result::blocked || taken == offer_result::failed)
+                      [[unlikely]] {
+                    blocked = taken == offer_result::blocked;
                     break;
                   }
                   if (taken == offer_result::filtered) ++dropped;
@@ -235,7 +276,7 @@ class engine {
               });
         }
       }
-      if (consumed > 0 || blocked) {
+      if (spans_read) {
         // read above
       } else if (one_lane) {
         lane& l = *s.lanes[0];
@@ -257,6 +298,12 @@ class engine {
       result.more = consumed >= chunk;
       result.blocked = blocked;
       counts.flush(s.counters);
+      if (s.failed_stage) [[unlikely]] {
+        if (deliver_stage_failure(s, now, next_deadline)) {  // else: read again after back-off
+          result.progress = true;
+          result.more = true;
+        }
+      }
       result.progress |= close_ready(s, now, claimed, flush, !zero_window || consumed < chunk);
       for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
         if (l->fill_n() > 0 && l->can_close())
@@ -356,7 +403,7 @@ class engine {
     return *s.lanes[lane_for(key_hash(sluice::partition_key(r)), lanes)];
   }
 
-  enum class offer_result { taken, filtered, blocked };
+  enum class offer_result { taken, filtered, blocked, failed };
 
   struct read_counts {
     std::uint64_t polled = 0;
@@ -408,7 +455,14 @@ class engine {
       }
       return true;
     };
-    if (run_per_record<0>(mapping_.stages, r, emit)) return offer_result::taken;
+    bool taken = false;
+    try {
+      taken = run_per_record<0>(mapping_.stages, r, emit);
+    } catch (...) {
+      note_stage_failure(*l.shard, r);
+      return offer_result::failed;
+    }
+    if (taken) return offer_result::taken;
     return refused ? offer_result::blocked : offer_result::filtered;
   }
 
@@ -460,7 +514,15 @@ class engine {
         const sequence_number_t seq = sluice::sequence_number(r);
         if (seq > s.position) return false;
         if (&route(s, r) == &l) {
-          const offer_result taken = offer(l, l.fill, r, now, claimed, count_bytes_);
+          offer_result taken = offer(l, l.fill, r, now, claimed, count_bytes_);
+          if (taken == offer_result::failed) {
+            time_point next = far_future;
+            if (!deliver_stage_failure(s, now, next)) {
+              blocked = true;  // read again from here after back-off
+              return false;
+            }
+            taken = offer_result::filtered;  // finished: in the destination
+          }
           if (taken == offer_result::blocked) {
             blocked = true;
             return false;
@@ -493,6 +555,84 @@ class engine {
     return any;
   }
 
+  /// A filter or transform threw on r (called from a catch block): remember it for
+  /// deliver_stage_failure, which runs once the read has stopped at r.
+  [[gnu::noinline]] void note_stage_failure(shard_state& s, const source_record& r) {
+    s.failed_stage = stage_failure_of<record_type>{
+        std::current_exception(), sluice::sequence_number(r),
+        describe_key(sluice::partition_key(r)), sluice::arrival_time(r), std::nullopt};
+    if constexpr (std::is_constructible_v<record_type, const source_record&>)
+      s.failed_stage->record.emplace(r);
+  }
+
+  /// The record s.failed_stage names has met a throwing stage: stops the mapping with a
+  /// sluice::stage_error (policy stop), or delivers it to the on-failure destination (policy
+  /// to_destination) and returns true; false when that delivery failed (S-5.8: read it again
+  /// after back-off, the checkpoint stays below it).
+  [[gnu::noinline]] bool deliver_stage_failure(shard_state& s, time_point now,
+                                               time_point& next_deadline) {
+    stage_failure_of<record_type> f = std::move(*s.failed_stage);
+    s.failed_stage.reset();
+    std::string type = "unknown", message = "a non-std::exception was thrown";
+    try {
+      std::rethrow_exception(f.error);
+    } catch (const std::exception& e) {
+      type = demangle(typeid(e).name());
+      message = e.what();
+    } catch (...) {
+    }
+    if (stage_errors_ == stage_error_policy::stop) {
+      const std::string what = "sluice: a filter or transform threw on shard " +
+                               std::to_string(s.id) + ", sequence " + std::to_string(f.sequence) +
+                               ", key \"" + f.key + "\": " + type + ": " + message;
+      try {
+        std::rethrow_exception(f.error);
+      } catch (...) {
+        std::throw_with_nested(stage_error(s.id, f.sequence, f.key, what));
+      }
+    }
+    if constexpr (traits::has_destination) {
+      on_failure_record<record_type> rec;
+      rec.condition = failure_condition::stage_failed;
+      rec.error_type = type;
+      rec.error_message = message;
+      rec.stream_name = stream_name_;
+      rec.shard_id = s.id;
+      rec.start_sequence_number = rec.end_sequence_number = f.sequence;
+      rec.approximate_arrival_of_first_record = rec.approximate_arrival_of_last_record = f.arrival;
+      rec.batch_size = 1;
+      rec.timestamp = now;
+      if (f.record) {
+        rec.records.push_back(std::move(*f.record));
+        rec.reported_failed.push_back(false);
+      }
+      try {
+        deliver_to(traits::destination(mapping_), rec);
+      } catch (const std::exception& e) {
+        live_counters::add(s.counters.destination_failures, 1);
+        s.counters.set_destination_error(demangle(typeid(e).name()) + ": " + e.what(), now);
+        ++s.sink_failures;
+        s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
+        next_deadline = std::min(next_deadline, s.retry_at);
+        return false;
+      } catch (...) {
+        live_counters::add(s.counters.destination_failures, 1);
+        ++s.sink_failures;
+        s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
+        next_deadline = std::min(next_deadline, s.retry_at);
+        return false;
+      }
+      s.counters.clear_destination_error();
+      s.sink_failures = 0;
+      live_counters::add(s.counters.polled, 1);
+      live_counters::add(s.counters.delivered, 1);
+      if (f.sequence > s.position) s.position = f.sequence;
+      return true;
+    } else {
+      return false;  // not reached: the constructor requires a destination for to_destination
+    }
+  }
+
   /// The per-record sink: the handler is called in the read loop, record by record, in
   /// sequence order. A call that throws stops the pass at that record: it is read again after
   /// back-off (S-5.6; a per-record sink retries forever, as a batch of one with no retry stage
@@ -517,7 +657,14 @@ class engine {
       return true;
     };
     auto visit = [&](const source_record& r) -> bool {
-      if (!run_per_record<0>(mapping_.stages, r, call)) [[unlikely]] {
+      bool kept = false;
+      try {
+        kept = run_per_record<0>(mapping_.stages, r, call);
+      } catch (...) {  // a filter or transform (the sink's own errors are caught in call)
+        note_stage_failure(s, r);
+        return false;
+      }
+      if (!kept) [[unlikely]] {
         if (failed) return false;  // not consumed: read again after back-off
         ++filtered;
       }
@@ -526,6 +673,10 @@ class engine {
     };
     const std::size_t consumed = source().read(s.id, s.position, chunk(), visit);
     s.position = position;
+    if (s.failed_stage) [[unlikely]] {
+      if (deliver_stage_failure(s, now, next_deadline)) result.more = true;
+      result.progress = true;
+    }
     auto& c = s.counters;
     // Every consumed record was polled; those not filtered were handed to fn and succeeded.
     const std::uint64_t succeeded = consumed - filtered;
@@ -546,8 +697,8 @@ class engine {
     } else if (consumed > 0) {
       s.sink_failures = 0;
     }
-    result.progress = consumed > 0;
-    result.more = !failed && consumed >= chunk();
+    result.progress |= consumed > 0;
+    result.more |= !failed && consumed >= chunk();
     return result;
   }
 
@@ -564,6 +715,7 @@ class engine {
   const retry_config retry_;
   const std::string stream_name_;
   context context_;
+  stage_error_policy stage_errors_;
 };
 
 }  // namespace detail
