@@ -29,6 +29,10 @@ struct metrics_counters {
   std::uint64_t bisect_splits = 0;          // batches split in two
   std::uint64_t destination_failures = 0;   // deliveries to the destination that threw
   std::uint64_t succeeded_event_count = 0;  // records finished by a successful attempt
+  /// beyond Lambda: records the source no longer held when the mapping came to read them
+  /// (retention trimmed them unread); the checkpoint passes them. Counted for sources whose
+  /// sequence numbers have no gaps (memory and SQLite streams).
+  std::uint64_t expired_unread_event_count = 0;
   std::int64_t iterator_age_ms = 0;         // IteratorAge of the last batch handed over
   std::int64_t iterator_age_max_ms = 0;     // the largest IteratorAge seen
   /// While deliveries to the on-failure destination fail (the lane is blocked and retrying,
@@ -52,6 +56,7 @@ struct metrics_counters {
     bisect_splits += o.bisect_splits;
     destination_failures += o.destination_failures;
     succeeded_event_count += o.succeeded_event_count;
+    expired_unread_event_count += o.expired_unread_event_count;
     iterator_age_ms = std::max(iterator_age_ms, o.iterator_age_ms);
     iterator_age_max_ms = std::max(iterator_age_max_ms, o.iterator_age_max_ms);
     if (!o.last_destination_error.empty() &&
@@ -86,7 +91,7 @@ namespace detail {
 struct alignas(64) live_counters {
   std::atomic<std::uint64_t> polled{0}, filtered_out{0}, invoked{0}, failed_invoke{0}, dropped{0},
       delivered{0}, invocations{0}, function_errors{0}, throttles{0}, retries{0}, splits{0},
-      destination_failures{0}, succeeded{0};
+      destination_failures{0}, succeeded{0}, expired_unread{0};
   std::atomic<std::int64_t> iterator_age_ms{0}, iterator_age_max_ms{0};
 
   // The last failed delivery to the on-failure destination (see metrics_counters); written by
@@ -136,6 +141,7 @@ struct alignas(64) live_counters {
     m.bisect_splits = ld(splits);
     m.destination_failures = ld(destination_failures);
     m.succeeded_event_count = ld(succeeded);
+    m.expired_unread_event_count = ld(expired_unread);
     m.iterator_age_ms = iterator_age_ms.load(std::memory_order_relaxed);
     m.iterator_age_max_ms = iterator_age_max_ms.load(std::memory_order_relaxed);
     if (has_destination_error.load(std::memory_order_relaxed)) {

@@ -3,8 +3,11 @@
 // count and by age; reads from a position; starting positions (S-1.4); data listeners.
 #include "sluice/sources/memory_stream.hpp"
 
+#include "sluice/sluice.hpp"
+
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <latch>
@@ -304,4 +307,113 @@ TEST(MemoryStream, IsASource) {
   sluice::memory_stream<std::string> on_system_clock(2);
   EXPECT_EQ(on_system_clock.shard_count(), 2u);
   EXPECT_EQ(on_system_clock.name(), "memory-stream");
+}
+
+// ---- capacity, try_put, records that expire unread (issue 9) ------------------------------------
+
+TEST(MemoryStreamCapacity, TryPutFailsAtCapacityUntilAMappingHasFinishedRecords) {
+  sluice::stream_options options;
+  options.capacity_records = 3;
+  sluice::memory_stream<int> s(options, sluice::system_clock::instance());
+  EXPECT_TRUE(s.try_put("k", 1));
+  EXPECT_TRUE(s.try_put("k", 2));
+  EXPECT_TRUE(s.try_put("k", 3));
+  EXPECT_FALSE(s.try_put("k", 4)) << "a full shard accepted a record";
+  EXPECT_EQ(s.size(0), 3u);
+  std::vector<int> seen;
+  sluice::run(sluice::from(s) | sluice::invoke([&](const sluice::batch<sluice::record<int>>& b) {
+                for (const auto& r : b) seen.push_back(r.payload);
+              }));
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(s.size(0), 0u) << "checkpointed records are released when a capacity is set";
+  EXPECT_TRUE(s.try_put("k", 4));
+}
+
+TEST(MemoryStreamCapacity, CapacityInBytesCountsPayloads) {
+  sluice::stream_options options;
+  options.capacity_bytes = 10;
+  sluice::memory_stream<std::string> s(options, sluice::system_clock::instance());
+  EXPECT_TRUE(s.try_put("k", std::string(6, 'a')));
+  EXPECT_FALSE(s.try_put("k", std::string(6, 'b')));
+  EXPECT_TRUE(s.try_put("k", std::string(4, 'c')));
+  sluice::memory_stream<std::string> big(options, sluice::system_clock::instance());
+  EXPECT_TRUE(big.try_put("k", std::string(50, 'x'))) << "an empty shard takes an oversized record";
+}
+
+TEST(MemoryStreamCapacity, RejectsAZeroCapacity) {
+  sluice::stream_options options;
+  options.capacity_records = 0;
+  EXPECT_THROW((sluice::memory_stream<int>(options, sluice::system_clock::instance())),
+               sluice::configuration_error);
+}
+
+// A producer much faster than the handler is slowed by put(): the stream never holds more than
+// its capacity, and every record is handled.
+TEST(MemoryStreamCapacity, AFastProducerWaitsForASlowMapping) {
+  sluice::stream_options options;
+  options.capacity_records = 200;
+  sluice::memory_stream<int> s(options, sluice::system_clock::instance());
+  std::atomic<int> handled{0};
+  auto running = sluice::start(sluice::from(s) | sluice::batching(sluice::batch_size(10)) |
+                               sluice::invoke([&](const sluice::batch<sluice::record<int>>& b) {
+                                 std::this_thread::sleep_for(
+                                     std::chrono::microseconds(200));  // a slow handler
+                                 handled += static_cast<int>(b.size());
+                               }));
+  std::size_t most = 0;
+  for (int i = 0; i < 5000; ++i) {
+    s.put("k", i);
+    most = std::max(most, s.size(0));
+  }
+  ASSERT_TRUE(running.wait_until_caught_up(std::chrono::seconds(120)));
+  running.stop();
+  EXPECT_LE(most, 200u);
+  EXPECT_EQ(handled.load(), 5000);
+}
+
+TEST(MemoryStreamRetention, RecordsTrimmedBeforeAnyReadAreCountedAndReported) {
+  sluice::manual_clock clock;
+  sluice::stream_options options;
+  options.retention_age = std::chrono::hours(1);
+  std::vector<std::pair<sluice::sequence_number_t, sluice::sequence_number_t>> reported;
+  options.on_expired_unread = [&](sluice::shard_id_t, sluice::sequence_number_t first,
+                                  sluice::sequence_number_t last) {
+    reported.emplace_back(first, last);
+  };
+  sluice::memory_stream<int, std::string, sluice::manual_clock> s(options, clock);
+  for (int i = 1; i <= 3; ++i) s.put("k", i);
+  const auto read_first = sluice::run(
+      sluice::from(s) | sluice::invoke([](const sluice::batch<sluice::record<int>>&) {}),
+      sluice::with_clock(clock));
+  EXPECT_EQ(read_first.total.expired_unread_event_count, 0u);
+  for (int i = 4; i <= 8; ++i) s.put("k", i);
+  clock.advance(std::chrono::hours(2));  // 1-3 were read, 4-8 were not
+  s.trim();
+  EXPECT_EQ(s.expired_unread(0), 5u);
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0], (std::pair<sluice::sequence_number_t, sluice::sequence_number_t>{4, 8}));
+}
+
+// The mapping counts what it never got to read (the checkpoint passes it: nothing is left).
+TEST(MemoryStreamRetention, AMappingCountsRecordsThatExpiredBeforeItRead) {
+  sluice::manual_clock clock;
+  sluice::stream_options options;
+  options.retention_age = std::chrono::hours(1);
+  sluice::memory_stream<int, std::string, sluice::manual_clock> s(options, clock);
+  sluice::memory_checkpoint_store store;
+  for (int i = 1; i <= 4; ++i) s.put("k", i);
+  sluice::run(sluice::from(s) | sluice::invoke([](const sluice::batch<sluice::record<int>>&) {}),
+              sluice::with_clock(clock), sluice::checkpoints(store));
+  for (int i = 5; i <= 10; ++i) s.put("k", i);
+  clock.advance(std::chrono::hours(2));
+  s.put("k", 11);
+  std::vector<int> seen;
+  const auto m = sluice::run(
+      sluice::from(s) | sluice::invoke([&](const sluice::batch<sluice::record<int>>& b) {
+        for (const auto& r : b) seen.push_back(r.payload);
+      }),
+      sluice::with_clock(clock), sluice::checkpoints(store));
+  EXPECT_EQ(seen, (std::vector<int>{11}));
+  EXPECT_EQ(m.total.expired_unread_event_count, 6u);
+  EXPECT_EQ(store.load("sluice", 0), 11u);
 }

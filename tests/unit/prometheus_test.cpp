@@ -101,7 +101,7 @@ TEST(Prometheus, ASnapshotWithoutShardsRendersOnlyHeaders) {
   empty.mapping_name = "idle";
   const std::string text = sluice::to_prometheus(empty);
   EXPECT_EQ(text.find('{'), std::string::npos);
-  EXPECT_EQ(occurrences(text, "# TYPE "), 18u);
+  EXPECT_EQ(occurrences(text, "# TYPE "), 19u);
 }
 
 }  // namespace

@@ -80,6 +80,8 @@ inline constexpr prometheus_family prometheus_families[] = {
     SLUICE_PROMETHEUS_COUNTER(destination_failures,
                               "Deliveries to the on-failure destination that failed."),
     SLUICE_PROMETHEUS_COUNTER(succeeded_event_count, "Records finished by a successful attempt."),
+    SLUICE_PROMETHEUS_COUNTER(expired_unread_event_count,
+                              "Records retention trimmed before the mapping read them."),
     {"sluice_iterator_age_milliseconds", "gauge",
      "Milliseconds between the arrival of the last batch's record and its hand-over (IteratorAge).",
      [](const shard_metrics& s) { return std::to_string(s.counters.iterator_age_ms); }},

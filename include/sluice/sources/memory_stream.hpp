@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +36,17 @@ struct stream_options {
   /// At most this many records are kept per shard; the oldest are trimmed first.
   std::size_t retention_count = std::numeric_limits<std::size_t>::max();
   std::string name = "memory-stream";
+  /// Capacity per shard, in records and in payload bytes (default: unbounded). A shard at
+  /// capacity makes put() wait and try_put() fail until space is freed: records that every
+  /// mapping reading the stream has checkpointed are released at once when a capacity is set
+  /// (so the stream is a bounded buffer between producers and mappings), and retention frees
+  /// space too. A record larger than capacity_bytes is admitted into an empty shard.
+  std::size_t capacity_records = std::numeric_limits<std::size_t>::max();
+  std::size_t capacity_bytes = std::numeric_limits<std::size_t>::max();
+  /// Called (under the shard's lock: do not call back into the stream) when retention trims
+  /// records no reader has read yet, with the shard and the first and last sequence numbers of
+  /// the range. They are also counted (expired_unread()).
+  std::function<void(shard_id_t, sequence_number_t, sequence_number_t)> on_expired_unread = {};
 };
 
 struct put_result {
@@ -44,6 +58,8 @@ template <class Payload, class Key = std::string, clock_type Clock = system_cloc
 class memory_stream {
  public:
   using record_type = record<Payload, Key>;
+  /// Each shard numbers its records 1, 2, 3, ... without gaps.
+  static constexpr bool gap_free_sequences = true;
 
   explicit memory_stream(std::uint32_t shards) requires std::same_as<Clock, system_clock>
       : memory_stream(stream_options{.shards = shards, .retention_age = std::nullopt},
@@ -54,6 +70,8 @@ class memory_stream {
       : options_(std::move(options)), clock_(&clock) {
     detail::require_in_range<std::uint32_t>("shards", options_.shards, 1, 1u << 20, "1..1048576");
     if (options_.retention_count == 0) detail::reject("retention_count", 0, ">= 1");
+    if (options_.capacity_records == 0) detail::reject("capacity_records", 0, ">= 1");
+    if (options_.capacity_bytes == 0) detail::reject("capacity_bytes", 0, ">= 1");
     if (options_.retention_age && *options_.retention_age <= duration::zero())
       detail::reject("retention_age (ns)", options_.retention_age->count(), "> 0");
     shards_.reserve(options_.shards);
@@ -64,19 +82,14 @@ class memory_stream {
   memory_stream(const memory_stream&) = delete;
   memory_stream& operator=(const memory_stream&) = delete;
 
-  /// Appends a record to the shard of its key; returns where it landed.
+  /// Appends a record to the shard of its key; returns where it landed. With a capacity, waits
+  /// while the shard is full (backpressure: a slow mapping slows its producers).
   put_result put(Key key, Payload payload) {
-    const shard_id_t id = shard_for(key_hash(key), options_.shards);
-    shard& s = *shards_[id];
-    sequence_number_t seq;
-    {
-      std::lock_guard lock(s.mutex);
-      seq = append_locked(s, std::move(key), std::move(payload));
-      publish_locked(s);
-      trim_locked(s);
-      for (data_listener* l : s.listeners) l->on_data(id);
-    }
-    return {id, seq};
+    return *put_impl(std::move(key), std::move(payload), true);
+  }
+  /// As put(), but fails (nullopt) instead of waiting when the shard is at capacity.
+  std::optional<put_result> try_put(Key key, Payload payload) {
+    return put_impl(std::move(key), std::move(payload), false);
   }
 
   /// Appends several records (like Kinesis PutRecords): the records of each shard are appended
@@ -95,7 +108,10 @@ class memory_stream {
       if (by_shard[id].empty()) continue;
       shard& s = *shards_[id];
       {
-        std::lock_guard lock(s.mutex);
+        std::unique_lock lock(s.mutex);
+        std::size_t bytes = 0;
+        for (std::size_t i : by_shard[id]) bytes += payload_bytes(items[i].second);
+        wait_for_room(s, lock, by_shard[id].size(), bytes);
         for (std::size_t i : by_shard[id]) {
           where[i] = {id, append_locked(s, std::move(items[i].first), std::move(items[i].second))};
         }
@@ -148,6 +164,10 @@ class memory_stream {
       const auto took = static_cast<std::uint32_t>(on_span(p, p + n));
       consumed += took;
       position += took;
+      if (took > 0) {
+        std::lock_guard lock(s.mutex);
+        s.read_up_to = std::max(s.read_up_to, position);
+      }
       if (took < n) break;
     }
     return consumed;
@@ -183,6 +203,43 @@ class memory_stream {
     const shard& s = *shards_[id];
     std::lock_guard lock(s.mutex);
     return static_cast<std::size_t>(s.next - s.first_retained);
+  }
+
+  /// Records of a shard that retention trimmed before any reader read them.
+  std::uint64_t expired_unread(shard_id_t id) const {
+    const shard& s = *shards_[id];
+    std::lock_guard lock(s.mutex);
+    return s.expired_unread;
+  }
+
+  /// A mapping reading this stream says it has checkpointed `sequence` of shard `id` (the
+  /// engine calls it; `consumer` identifies the mapping). With a capacity, records every
+  /// consumer has acknowledged are released.
+  void acknowledge(const void* consumer, shard_id_t id, sequence_number_t sequence) {
+    if (!bounded()) return;
+    shard& s = *shards_[id];
+    {
+      std::lock_guard lock(s.mutex);
+      auto it = std::find_if(s.acks.begin(), s.acks.end(),
+                             [&](const auto& a) { return a.first == consumer; });
+      if (it == s.acks.end())
+        s.acks.emplace_back(consumer, sequence);
+      else
+        it->second = std::max(it->second, sequence);
+      release_locked(s);
+    }
+    s.room.notify_all();
+  }
+  /// The consumer stops reading: its acknowledgements no longer hold records back.
+  void detach(const void* consumer) {
+    for (auto& sp : shards_) {
+      {
+        std::lock_guard lock(sp->mutex);
+        std::erase_if(sp->acks, [&](const auto& a) { return a.first == consumer; });
+        release_locked(*sp);
+      }
+      sp->room.notify_all();
+    }
   }
 
   /// Applies age retention now (put and read also trim).
@@ -235,7 +292,83 @@ class memory_stream {
     sequence_number_t first_retained = 1;  // records below were trimmed
     time_point last_arrival{};
     std::vector<data_listener*> listeners;
+    sequence_number_t read_up_to = 0;  // highest sequence number handed to a reader
+    std::uint64_t expired_unread = 0;
+    std::size_t bytes = 0;  // payload bytes retained (kept only with a capacity)
+    std::vector<std::pair<const void*, sequence_number_t>> acks;  // consumers' checkpoints
+    std::condition_variable room;  // put() waits here while the shard is at capacity
   };
+
+  bool bounded() const noexcept {
+    return options_.capacity_records != std::numeric_limits<std::size_t>::max() ||
+           options_.capacity_bytes != std::numeric_limits<std::size_t>::max();
+  }
+  static std::size_t payload_bytes(const Payload& p) noexcept {
+    return payload_traits<Payload>::size_bytes(p);
+  }
+
+  std::optional<put_result> put_impl(Key key, Payload payload, bool wait) {
+    const shard_id_t id = shard_for(key_hash(key), options_.shards);
+    shard& s = *shards_[id];
+    std::unique_lock lock(s.mutex);
+    const std::size_t bytes = bounded() ? payload_bytes(payload) : 0;
+    if (bounded()) {
+      if (wait)
+        wait_for_room(s, lock, 1, bytes);
+      else if (!has_room(s, 1, bytes))
+        return std::nullopt;
+    }
+    const sequence_number_t seq = append_locked(s, std::move(key), std::move(payload));
+    publish_locked(s);
+    trim_locked(s);
+    for (data_listener* l : s.listeners) l->on_data(id);
+    return put_result{id, seq};
+  }
+
+  bool has_room(const shard& s, std::size_t records, std::size_t bytes) const noexcept {
+    const auto held = static_cast<std::size_t>(s.next - s.first_retained);
+    if (held == 0) return true;  // an empty shard admits anything: no deadlock on a big record
+    return held + records <= options_.capacity_records &&
+           s.bytes + bytes <= options_.capacity_bytes;
+  }
+  void wait_for_room(shard& s, std::unique_lock<std::mutex>& lock, std::size_t records,
+                     std::size_t bytes) {
+    if (!bounded()) return;
+    while (!has_room(s, records, bytes)) {
+      trim_locked(s);  // retention by age frees space as time passes
+      if (has_room(s, records, bytes)) break;
+      s.room.wait_for(lock, std::chrono::milliseconds(50));  // re-checks age retention
+    }
+  }
+  /// With a capacity: drops records every consumer has acknowledged.
+  void release_locked(shard& s) {
+    if (s.acks.empty()) return;
+    sequence_number_t upto = s.next - 1;
+    for (const auto& a : s.acks) upto = std::min(upto, a.second);
+    drop_front_locked(s, upto + 1, false);
+  }
+  /// Moves first_retained to `first`; records dropped unread (retention) are counted.
+  void drop_front_locked(shard& s, sequence_number_t first, bool by_retention) {
+    if (first <= s.first_retained) return;
+    if (by_retention && first - 1 > s.read_up_to) {
+      const sequence_number_t from = std::max(s.first_retained, s.read_up_to + 1);
+      s.expired_unread += first - from;
+      if (options_.on_expired_unread) options_.on_expired_unread(shard_index(s), from, first - 1);
+    }
+    if (bounded()) {
+      for (sequence_number_t q = s.first_retained; q < first; ++q)
+        s.bytes -= payload_bytes(at_locked(s, q).payload);
+    }
+    s.first_retained = first;
+    while (!s.chunks.empty() &&
+           s.chunks.front()->first + s.chunks.front()->built <= s.first_retained)
+      s.chunks.pop_front();
+  }
+  shard_id_t shard_index(const shard& s) const noexcept {
+    for (shard_id_t i = 0; i < shards_.size(); ++i)
+      if (shards_[i].get() == &s) return i;
+    return 0;
+  }
 
   sequence_number_t append_locked(shard& s, Key&& key, Payload&& payload) {
     time_point arrival = clock_->now();
@@ -251,6 +384,7 @@ class memory_stream {
     ::new (static_cast<void*>(c.data + c.built))
         record_type{std::move(key), seq, arrival, std::move(payload)};
     ++c.built;
+    if (bounded()) s.bytes += payload_bytes(c.data[c.built - 1].payload);
     return seq;
   }
   static void publish_locked(shard& s) {
@@ -275,16 +409,15 @@ class memory_stream {
   }
 
   void trim_locked(shard& s) {
-    if (s.next - s.first_retained > options_.retention_count)
-      s.first_retained = s.next - options_.retention_count;
+    sequence_number_t first = s.first_retained;
+    if (s.next - first > options_.retention_count) first = s.next - options_.retention_count;
     if (options_.retention_age) {
       const time_point horizon = clock_->now() - *options_.retention_age;
-      while (s.first_retained < s.next && at_locked(s, s.first_retained).arrival < horizon)
-        ++s.first_retained;
+      while (first < s.next && at_locked(s, first).arrival < horizon) ++first;
     }
-    while (!s.chunks.empty() &&
-           s.chunks.front()->first + s.chunks.front()->built <= s.first_retained)
-      s.chunks.pop_front();
+    const bool freed = first > s.first_retained;
+    drop_front_locked(s, first, true);
+    if (freed && bounded()) s.room.notify_all();
   }
 
   stream_options options_;

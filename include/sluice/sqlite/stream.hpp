@@ -59,6 +59,9 @@ class stream {
 
  public:
   using record_type = record<Payload, Key>;
+  /// Each shard numbers its records 1, 2, 3, ... without gaps (a gap seen by a reader is
+  /// records that retention trimmed before they were read).
+  static constexpr bool gap_free_sequences = true;
 
   explicit stream(const std::filesystem::path& file,
                   stream_options options = {}) requires std::same_as<Clock, system_clock>

@@ -97,6 +97,15 @@ class engine {
       policy_set<traits::has_bisect, traits::has_report, typename destination_of<M>::type>;
   using job_type = lane_job<record_type, policies>;
   static constexpr bool record_sink = traits::record_sink;
+  /// The source numbers each shard's records 1, 2, 3, ... with no gaps: a gap in what a read
+  /// returns is records retention trimmed before they were read (expired_unread).
+  static constexpr bool gap_free = requires { requires source_type::gap_free_sequences; };
+  /// The source wants to know what the mapping has checkpointed (a bounded memory_stream
+  /// releases what every mapping has finished).
+  static constexpr bool acknowledges = requires(source_type & src, shard_id_t id) {
+    src.acknowledge(static_cast<const void*>(nullptr), id, sequence_number_t{});
+    src.detach(static_cast<const void*>(nullptr));
+  };
   static constexpr std::uint32_t slots = Traits::batches_per_lane;
   static_assert(slots >= 2, "sluice::runtime_traits::batches_per_lane must be at least 2");
 
@@ -160,12 +169,19 @@ class engine {
       s->position = stored ? *stored : source().resolve(id, mapping_.source.position);
       s->checkpoint.store(s->position);
       s->saved = s->position;
+      if constexpr (acknowledges) source().acknowledge(this, id, s->position);  // attach
       for (std::uint32_t i = 0; i < lanes; ++i) {
         s->lanes.push_back(
             std::make_unique<lane>(batching_.batch_size, (std::uint64_t{id} << 32) | i, s.get()));
       }
       shards_.push_back(std::move(s));
     }
+  }
+
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+  ~engine() {
+    if constexpr (acknowledges) source().detach(this);
   }
 
   time_point now() const { return clock_->now(); }
@@ -218,6 +234,7 @@ class engine {
       bool blocked = false;
       sequence_number_t position = s.position;  // locals in the per-record loop
       std::uint64_t skipped = 0, filtered = 0;  // per record only these; polled is derived
+      std::uint64_t expired = 0;                // records trimmed before they were read
       const bool one_lane = s.lanes.size() == 1;
       const bool count_bytes = count_bytes_;  // a local: not reloaded per record
       // pick(r) gives the record's lane and the fill cursor to use: with one lane a local copy
@@ -259,6 +276,10 @@ class engine {
               s.id, s.position, chunk, [&](const source_record* first, const source_record* last) {
                 typename lane::cursor cur = l.fill;
                 std::uint64_t dropped = 0;  // filtered in this span
+                if constexpr (gap_free) {
+                  if (first != last && sluice::sequence_number(*first) > position + 1) [[unlikely]]
+                    expired += sluice::sequence_number(*first) - position - 1;
+                }
                 const source_record* p = first;
                 for (; p != last; ++p) {
                   const offer_result taken = offer(l, cur, *p, now, claimed, count_bytes);
@@ -293,6 +314,7 @@ class engine {
       }
       counts.polled += consumed - skipped;
       counts.filtered += filtered;
+      if (expired > 0) live_counters::add(s.counters.expired_unread, expired);
       s.position = position;
       if (consumed > 0) result.progress = true;
       result.more = consumed >= chunk;
@@ -364,6 +386,7 @@ class engine {
     if (cp <= s.saved) return false;
     store_->save(name_, s.id, cp);
     s.saved = cp;
+    if constexpr (acknowledges) source().acknowledge(this, s.id, cp);
     s.checkpoint.store(cp, std::memory_order_seq_cst);  // read by caught-up waiters (runtime)
     return true;
   }
@@ -656,7 +679,12 @@ class engine {
       }
       return true;
     };
+    std::uint64_t expired = 0;
     auto visit = [&](const source_record& r) -> bool {
+      if constexpr (gap_free) {
+        if (sluice::sequence_number(r) > position + 1) [[unlikely]]
+          expired += sluice::sequence_number(r) - position - 1;
+      }
       bool kept = false;
       try {
         kept = run_per_record<0>(mapping_.stages, r, call);
@@ -683,6 +711,7 @@ class engine {
     const std::uint64_t invoked = succeeded + (failed ? 1 : 0);
     if (consumed > 0) live_counters::add(c.polled, consumed);
     if (filtered > 0) live_counters::add(c.filtered_out, filtered);
+    if (expired > 0) live_counters::add(c.expired_unread, expired);
     if (invoked > 0) {
       live_counters::add(c.invocations, invoked);
       live_counters::add(c.invoked, invoked);
