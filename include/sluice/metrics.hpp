@@ -33,8 +33,8 @@ struct metrics_counters {
   /// (retention trimmed them unread); the checkpoint passes them. Counted for sources whose
   /// sequence numbers have no gaps (memory and SQLite streams).
   std::uint64_t expired_unread_event_count = 0;
-  std::int64_t iterator_age_ms = 0;         // IteratorAge of the last batch handed over
-  std::int64_t iterator_age_max_ms = 0;     // the largest IteratorAge seen
+  std::int64_t iterator_age_ms = 0;      // IteratorAge of the last batch handed over
+  std::int64_t iterator_age_max_ms = 0;  // the largest IteratorAge seen
   /// While deliveries to the on-failure destination fail (the lane is blocked and retrying,
   /// S-5.8): the last failure, as "<exception type>: <what()>", and when it happened (the
   /// mapping's clock). Empty again once a delivery succeeds; destination_failures counts them
