@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "sluice/checkpoint.hpp"
+#include "sluice/detail/pipeline/checkpoint_tracker.hpp"
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
@@ -363,22 +364,8 @@ class engine {
     }
   }
 
-  /// S-3.3: every record <= the result is finished. Called by the shard's reader (the fill
-  /// state is its own).
-  sequence_number_t checkpoint_of(shard_state& s) {
-    sequence_number_t cp = s.position;
-    for (auto& l : s.lanes) {
-      if (l->fill_n() > 0) cp = std::min(cp, l->fill_front - 1);
-      if (l->bypassed_from != 0) cp = std::min(cp, l->bypassed_from - 1);
-      // A batch leaves [head, closed) only when all of it is finished, so every unfinished
-      // record is in one of these slots.
-      l->for_each_closed([&cp](typename lane::slot& b) {
-        const sequence_number_t f = b.unfinished.load(std::memory_order_acquire);
-        if (f != none_in_flight) cp = std::min(cp, f - 1);
-      });
-    }
-    return cp;
-  }
+  /// S-3.3 (checkpoint_tracker.hpp). Called by the shard's reader.
+  sequence_number_t checkpoint_of(shard_state& s) { return finished_through(s.position, s.lanes); }
 
   /// Publishes and stores the shard's checkpoint if it advanced. Returns whether it did.
   bool update_checkpoint(shard_state& s) {
