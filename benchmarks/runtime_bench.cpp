@@ -666,7 +666,8 @@ int main(int argc, char** argv) {
   }
   if (!skip_idle) {
     const double pct = sluice_idle_cpu_percent(2000ms);
-    std::printf("\n== idle: started mapping (4 shards, P 4, window 20 ms, workers 2), 2 s ==\n");
+    std::printf(
+        "\n== idle: started mapping (4 shards, P 4, window 20 ms, default threads), 2 s ==\n");
     std::printf("CPU used by the process: %.3f %% of one core  (target < 1 %%: %s)\n", pct,
                 pct < 1.0 ? "met" : "MISSED");
   }

@@ -249,14 +249,19 @@ std::size_t consume_read(stream_t& stream, std::int64_t& bytes) {
   return n;
 }
 
-/// Every record through a whole mapping on the calling thread.
+/// Every record through a whole mapping on the calling thread. Checkpoints in memory, fresh each
+/// time (the raw baseline keeps none; without the option a SQLite stream keeps its own, and a
+/// second pass would resume at the end).
 std::size_t consume_run(stream_t& stream, std::int64_t& bytes) {
   std::size_t n = 0;
+  sluice::memory_checkpoint_store checkpoints;
   sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(1000)) |
-              sluice::invoke([&](const sluice::batch<record_t>& b) {
-                for (const record_t& r : b) bytes += static_cast<std::int64_t>(r.payload.size());
-                n += b.size();
-              }));
+                  sluice::invoke([&](const sluice::batch<record_t>& b) {
+                    for (const record_t& r : b)
+                      bytes += static_cast<std::int64_t>(r.payload.size());
+                    n += b.size();
+                  }),
+              sluice::checkpoints(checkpoints));
   return n;
 }
 

@@ -257,7 +257,10 @@ class driver {
         const auto real_now = std::chrono::steady_clock::now();
         if (!spinning_now) {
           spinning_now = true;
-          spin_until = real_now + Traits::spin_before_park;
+          // A reader that runs its own batches parks at once; a worker, and a reader that only
+          // reads (handoff mode), wait on another thread's progress: they spin first.
+          const bool runs_own = !t.shards.empty() && t.runs_jobs;
+          spin_until = real_now + (runs_own ? Traits::reader_spin : Traits::worker_spin);
           t.state.store(spinning, std::memory_order_seq_cst);
         }
         if (real_now < spin_until) {
