@@ -295,24 +295,12 @@ void BM_floor_queue(benchmark::State& state) {
 }
 
 // Baselines at the hand-off units sluice's batch sizes correspond to (and 256, TBB's sweet spot).
-BENCHMARK(BM_tbb_pipeline)
-    ->ArgName("chunk")
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(256)
-    ->Arg(1000)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(2);
-BENCHMARK(BM_floor_queue)
-    ->ArgName("chunk")
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(256)
-    ->Arg(1000)
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(2);
+void baseline_chunks(benchmark::internal::Benchmark* b) {
+  b->ArgName("chunk")->Arg(10)->Arg(100)->Arg(256)->Arg(1000);
+  b->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+}
+BENCHMARK(BM_tbb_pipeline)->Apply(baseline_chunks);
+BENCHMARK(BM_floor_queue)->Apply(baseline_chunks);
 // mode: 0 adaptive (the default), 1 inline_only, 2 handoff. Default thread counts.
 BENCHMARK(BM_sluice)
     ->ArgNames({"shards", "P", "batch", "mode"})

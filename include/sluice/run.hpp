@@ -34,6 +34,11 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
 
     std::vector<typename engine_t::lane*> claimed;
     sleeper self;
+    struct consumer_scope {  // a bounded source must not make this thread wait for itself
+      const void* saved = detail::current_consumer();
+      explicit consumer_scope(const void* e) { detail::current_consumer() = e; }
+      ~consumer_scope() { detail::current_consumer() = saved; }
+    } scope(&e);
     std::atomic<bool> stopped{false};
     std::stop_callback on_stop(o.stop, [&] { stopped = true; });
     e.set_stop_flag(&stopped);

@@ -40,6 +40,14 @@ class data_listener {
 };
 
 namespace detail {
+/// The mapping whose thread is running now (its engine: what it passes to a source's
+/// acknowledge()), or null. A bounded source must not make a mapping's own thread wait for that
+/// mapping's progress: it could never come.
+inline const void*& current_consumer() noexcept {
+  static thread_local const void* consumer = nullptr;
+  return consumer;
+}
+
 struct accept_any_record {
   template <class R>
   bool operator()(const R&) const noexcept {

@@ -3,6 +3,7 @@
 // runtime (sluice::start) and, where the scenario allows, on sluice::run too.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <stop_token>
@@ -294,6 +295,41 @@ TEST(EngineStageErrors, AFailingDestinationIsRetriedAndHoldsTheCheckpoint) {
   EXPECT_EQ(accepted[0].start_sequence_number, 2u);
   EXPECT_EQ(handled, (std::vector<int>{1, 3}));
   EXPECT_EQ(store.load("sluice", 0), 3u);
+}
+
+// The same with two lanes (the reader's per-record visit path) and two throwing records in one
+// read pass: each is delivered once, in order, and the checkpoint passes neither before.
+TEST(EngineStageErrors, TwoFailingRecordsInOnePassWithTwoLanesAreEachDeliveredOnce) {
+  sluice::manual_clock clock(sluice::time_point{} + 100h, sluice::manual_clock::auto_advance);
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream(1, clock);
+  for (int i = 1; i <= 6; ++i) stream.put("k" + std::to_string(i), i);
+  sluice::memory_checkpoint_store store;
+  int refusals = 2;
+  std::vector<sluice::sequence_number_t> accepted;
+  auto destination = [&](const sluice::on_failure_record<R>& rec) {
+    EXPECT_LT(store.load("sluice", 0).value_or(0), rec.start_sequence_number)
+        << "checkpoint passed an undelivered record";
+    if (refusals-- > 0) throw std::runtime_error("destination down");
+    accepted.push_back(rec.start_sequence_number);
+  };
+  std::vector<int> handled;
+  const auto m =
+      sluice::run(sluice::from(stream) | sluice::filter([](int x) {
+                    if (x == 2 || x == 4) throw std::runtime_error("bad");
+                    return true;
+                  }) | sluice::batching(sluice::batch_size(10)) |
+                      sluice::parallelization_factor(2) | sluice::on_failure(destination) |
+                      sluice::invoke([&](const sluice::batch<R>& b) {
+                        for (const R& r : b) handled.push_back(r.payload);
+                      }),
+                  sluice::with_clock(clock), sluice::checkpoints(store),
+                  sluice::on_stage_error(sluice::stage_error_policy::to_destination));
+  EXPECT_EQ(accepted, (std::vector<sluice::sequence_number_t>{2, 4}));
+  std::sort(handled.begin(), handled.end());
+  EXPECT_EQ(handled, (std::vector<int>{1, 3, 5, 6}));
+  EXPECT_EQ(store.load("sluice", 0), 6u);
+  EXPECT_EQ(m.total.polled_event_count, 6u);
+  EXPECT_EQ(m.total.on_failure_destination_delivered_event_count, 2u);
 }
 
 // sluice::run ends when retention trimmed records it meant to read, instead of spinning.

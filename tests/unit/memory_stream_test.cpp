@@ -417,3 +417,47 @@ TEST(MemoryStreamRetention, AMappingCountsRecordsThatExpiredBeforeItRead) {
   EXPECT_EQ(m.total.expired_unread_event_count, 6u);
   EXPECT_EQ(store.load("sluice", 0), 11u);
 }
+
+// A handler that puts back into the bounded stream it reads would wait for itself: such a put is
+// admitted at once (the mapping's own threads), so the mapping does not deadlock and stops.
+TEST(MemoryStreamCapacity, AHandlerPuttingIntoItsOwnFullStreamDoesNotDeadlock) {
+  sluice::stream_options options;
+  options.capacity_records = 16;
+  sluice::memory_stream<int> s(options, sluice::system_clock::instance());
+  for (int i = 0; i < 16; ++i) s.put("k", i);
+  std::atomic<int> handled{0};
+  auto running = sluice::start(sluice::from(s) | sluice::batching(sluice::batch_size(4)) |
+                               sluice::invoke([&](const sluice::batch<sluice::record<int>>& b) {
+                                 for (const auto& r : b) {
+                                   if (r.payload < 100)
+                                     s.put("k", r.payload + 100);  // once more, then done
+                                   ++handled;
+                                 }
+                               }));
+  ASSERT_TRUE(running.wait_until_caught_up(std::chrono::seconds(60)));
+  ASSERT_TRUE(running.wait_until_caught_up(std::chrono::seconds(60)));
+  running.stop();
+  EXPECT_EQ(handled.load(), 32);
+}
+
+// Records trimmed before the mapping read them are counted on the multi-lane path too.
+TEST(MemoryStreamRetention, AMappingWithSeveralLanesCountsExpiredRecords) {
+  sluice::manual_clock clock;
+  sluice::stream_options options;
+  options.retention_age = std::chrono::hours(1);
+  sluice::memory_stream<int, std::string, sluice::manual_clock> s(options, clock);
+  sluice::memory_checkpoint_store store;
+  auto mapping = [&] {
+    return sluice::from(s) | sluice::parallelization_factor(3) |
+           sluice::invoke([](const sluice::batch<sluice::record<int>>&) {});
+  };
+  s.put("first", 0);
+  sluice::run(mapping(), sluice::with_clock(clock), sluice::checkpoints(store));  // checkpoint 1
+  for (int i = 1; i <= 5; ++i) s.put("k" + std::to_string(i), i);
+  clock.advance(std::chrono::hours(2));  // 2-6 expire before the next run reads them
+  s.put("late", 6);
+  const auto m = sluice::run(mapping(), sluice::with_clock(clock), sluice::checkpoints(store));
+  EXPECT_EQ(m.total.expired_unread_event_count, 5u);
+  EXPECT_EQ(m.total.polled_event_count, 1u);
+  EXPECT_EQ(store.load("sluice", 0), 7u);
+}

@@ -83,7 +83,9 @@ class memory_stream {
   memory_stream& operator=(const memory_stream&) = delete;
 
   /// Appends a record to the shard of its key; returns where it landed. With a capacity, waits
-  /// while the shard is full (backpressure: a slow mapping slows its producers).
+  /// while the shard is full (backpressure: a slow mapping slows its producers), except on a
+  /// thread of a mapping that reads this stream (a handler putting back into its own input):
+  /// that put is admitted at once, since waiting would wait for itself.
   put_result put(Key key, Payload payload) {
     return *put_impl(std::move(key), std::move(payload), true);
   }
@@ -139,7 +141,10 @@ class memory_stream {
   }
 
   /// As read(), one storage chunk at a time: on_span(first, last) gets contiguous records
-  /// (pinned, outside the lock) and returns how many it consumed; fewer stops the read.
+  /// (pinned, outside the lock) and returns how many it consumed; fewer stops the read. The
+  /// shard's lock is held only to find and pin a chunk (once per up to 4,096 records), never
+  /// while records are visited; producers append to the same chunk meanwhile (a record becomes
+  /// visible when its chunk's published count, a release store, covers it).
   template <class OnSpan>
   std::size_t read_spans(shard_id_t id, sequence_number_t after, std::size_t max,
                          OnSpan&& on_span) {
@@ -157,6 +162,10 @@ class memory_stream {
         if (!c) break;
         begin = static_cast<std::uint32_t>(position + 1 - c->first);
         end = c->published.load(std::memory_order_relaxed);
+        // Handed out from here on (a reader that stops early reads the rest again later; if
+        // retention takes them first, the mapping counts the gap itself).
+        const auto offered = std::min<std::size_t>(end - begin, max - consumed);
+        s.read_up_to = std::max<sequence_number_t>(s.read_up_to, position + offered);
       }
       const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(end - begin, max - consumed));
       if (n == 0) break;
@@ -164,10 +173,6 @@ class memory_stream {
       const auto took = static_cast<std::uint32_t>(on_span(p, p + n));
       consumed += took;
       position += took;
-      if (took > 0) {
-        std::lock_guard lock(s.mutex);
-        s.read_up_to = std::max(s.read_up_to, position);
-      }
       if (took < n) break;
     }
     return consumed;
@@ -334,6 +339,12 @@ class memory_stream {
   void wait_for_room(shard& s, std::unique_lock<std::mutex>& lock, std::size_t records,
                      std::size_t bytes) {
     if (!bounded()) return;
+    // A handler of a mapping that reads this shard would wait for itself: admit the record
+    // (the capacity may be exceeded by what such handlers put; try_put() does not do this).
+    const void* self = detail::current_consumer();
+    if (self != nullptr &&
+        std::any_of(s.acks.begin(), s.acks.end(), [&](const auto& a) { return a.first == self; }))
+      return;
     while (!has_room(s, records, bytes)) {
       trim_locked(s);  // retention by age frees space as time passes
       if (has_room(s, records, bytes)) break;

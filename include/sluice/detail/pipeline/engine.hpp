@@ -246,8 +246,14 @@ class engine {
             chunk, [&](const source_record& r) __attribute__((always_inline))->bool {
               auto [l, cur] = pick(r);
               const sequence_number_t seq = sluice::sequence_number(r);
+              if constexpr (gap_free) {
+                if (seq > position + 1) [[unlikely]]
+                  expired += seq - position - 1;
+              }
               if (one_lane || l.bypassed_from == 0) [[likely]] {  // one lane is never bypassed
                 const offer_result taken = offer(l, cur, r, now, claimed, count_bytes);
+                if (taken == offer_result::failed) [[unlikely]]
+                  return false;  // not consumed: the pass stops here (deliver_stage_failure)
                 if (taken == offer_result::blocked) [[unlikely]] {
                   // Backpressure, unless the lane is retrying and other lanes can use the reader.
                   if (one_lane || !l.retrying.load(std::memory_order_acquire)) {
@@ -303,10 +309,14 @@ class engine {
       } else if (one_lane) {
         lane& l = *s.lanes[0];
         typename lane::cursor cur = l.fill;
+        struct write_back {  // also if the source throws mid-read
+          lane& l;
+          typename lane::cursor& cur;
+          ~write_back() { l.fill = cur; }
+        } guard{l, cur};
         consumed = read_with([&](const source_record&) __attribute__((always_inline)) {
           return picked{l, cur};
         });
-        l.fill = cur;
       } else {
         consumed = read_with([&](const source_record& r) {
           lane& l = route(s, r);
@@ -524,14 +534,16 @@ class engine {
         const sequence_number_t seq = sluice::sequence_number(r);
         if (seq > s.position) return false;
         if (&route(s, r) == &l) {
-          offer_result taken = offer(l, l.fill, r, now, claimed, count_bytes_);
+          const offer_result taken = offer(l, l.fill, r, now, claimed, count_bytes_);
           if (taken == offer_result::failed) {
             time_point next = far_future;
             if (!deliver_stage_failure(s, now, next)) {
               blocked = true;  // read again from here after back-off
               return false;
             }
-            taken = offer_result::filtered;  // finished: in the destination
+            cursor = seq;  // finished: in the destination (counted there)
+            moved = true;
+            return true;
           }
           if (taken == offer_result::blocked) {
             blocked = true;
@@ -583,14 +595,9 @@ class engine {
                                                time_point& next_deadline) {
     stage_failure_of<record_type> f = std::move(*s.failed_stage);
     s.failed_stage.reset();
-    std::string type = "unknown", message = "a non-std::exception was thrown";
-    try {
-      std::rethrow_exception(f.error);
-    } catch (const std::exception& e) {
-      type = demangle(typeid(e).name());
-      message = e.what();
-    } catch (...) {
-    }
+    const error_info err = describe(f.error);
+    const std::string& type = err.type;
+    const std::string& message = err.message;
     if (stage_errors_ == stage_error_policy::stop) {
       const std::string what = "sluice: a filter or transform threw on shard " +
                                std::to_string(s.id) + ", sequence " + std::to_string(f.sequence) +
@@ -618,15 +625,10 @@ class engine {
       }
       try {
         deliver_to(traits::destination(mapping_), rec);
-      } catch (const std::exception& e) {
-        live_counters::add(s.counters.destination_failures, 1);
-        s.counters.set_destination_error(demangle(typeid(e).name()) + ": " + e.what(), now);
-        ++s.sink_failures;
-        s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
-        next_deadline = std::min(next_deadline, s.retry_at);
-        return false;
       } catch (...) {
+        const error_info e = describe(std::current_exception());
         live_counters::add(s.counters.destination_failures, 1);
+        s.counters.set_destination_error(e.type + ": " + e.message, now);
         ++s.sink_failures;
         s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
         next_deadline = std::min(next_deadline, s.retry_at);

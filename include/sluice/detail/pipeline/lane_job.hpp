@@ -50,6 +50,17 @@ struct error_info {
   attempt_outcome outcome = attempt_outcome::raised;
 };
 
+/// The type (demangled) and message of an exception.
+inline error_info describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return {demangle(typeid(e).name()), e.what()};
+  } catch (...) {
+    return {"unknown", "a non-std::exception was thrown"};
+  }
+}
+
 struct step_result {
   bool done;
   time_point wait_until;  // when !done: call step() again at or after this time
@@ -315,10 +326,9 @@ class lane_job {
       std::string error;
       try {
         deliver_to(env.destination(), *pending_);
-      } catch (const std::exception& e) {
-        error = demangle(typeid(e).name()) + ": " + e.what();
       } catch (...) {
-        error = "unknown: a non-std::exception was thrown";
+        const error_info e = describe(std::current_exception());
+        error = e.type + ": " + e.message;
       }
       if (!error.empty()) {
         live_counters::add(counters.destination_failures, 1);

@@ -192,11 +192,12 @@ class driver {
     }
   }
 
-  /// A job was queued (queued_ already counts it): a spinning thread will take it; otherwise
-  /// wake one parked thread that runs jobs.
-  void wake_runner() noexcept {
+  /// A job was queued (queued_ already counts it): a spinning thread (not `self`) will take it;
+  /// otherwise wake one parked thread that runs jobs.
+  void wake_runner(const thread_state* self) noexcept {
     for (auto& t : threads_)
-      if (t->runs_jobs && t->state.load(std::memory_order_seq_cst) == spinning) return;
+      if (t.get() != self && t->runs_jobs && t->state.load(std::memory_order_seq_cst) == spinning)
+        return;
     for (auto& t : threads_) {
       int expected = parked;
       if (t->runs_jobs && t->state.load(std::memory_order_seq_cst) == parked &&
@@ -231,6 +232,7 @@ class driver {
 
   void loop(thread_state& t) {
     current() = this;
+    current_consumer() = &engine_;  // a bounded source must not make this thread wait for itself
     auto produce = ready_->make_producer_token();
     auto consume = ready_->make_consumer_token();
     std::vector<lane*> claimed;
@@ -238,20 +240,29 @@ class driver {
     std::chrono::steady_clock::time_point spin_until{};
     bool spinning_now = false;
     try {
+      // A thread that takes work stops advertising itself as spinning first, so that a waker
+      // does not count on it while it runs a handler.
+      auto leave_spin = [&] {
+        if (spinning_now) t.state.store(running, std::memory_order_seq_cst);
+        spinning_now = false;
+      };
       while (!stopping_.load(std::memory_order_relaxed)) {
         bool did = false;
-        if (t.runs_jobs) did = run_one(consume, produce);
+        if (t.runs_jobs) {
+          if (lane* job = take_job(consume)) {
+            leave_spin();
+            run_lane(t, *job, produce);
+            did = true;
+          }
+        }
         if (!t.shards.empty() && (read_now || t.pending.load(std::memory_order_relaxed))) {
+          leave_spin();
           // An RMW, so this pass also sees what the nudging thread published before the nudge.
           t.pending.exchange(false, std::memory_order_seq_cst);
           read_now = read_pass(t, claimed, produce);
           did |= read_now;
         }
-        if (did) {
-          if (spinning_now) t.state.store(running, std::memory_order_relaxed);
-          spinning_now = false;
-          continue;
-        }
+        if (did) continue;
         // Nothing to do: spin for a moment (work that comes now is taken without a wake-up),
         // then park.
         const auto real_now = std::chrono::steady_clock::now();
@@ -288,8 +299,8 @@ class driver {
     t.state.store(running, std::memory_order_seq_cst);
   }
 
-  /// Runs one due retry or one handed-over lane. Returns whether it ran anything.
-  bool run_one(job_queue::consumer_token& consume, job_queue::producer_token& produce) {
+  /// A due retry or a handed-over lane, if any.
+  lane* take_job(job_queue::consumer_token& consume) {
     lane* job = timer_count_.load(std::memory_order_relaxed) > 0 ? take_due_timer() : nullptr;
     if (job == nullptr && queued_.load(std::memory_order_seq_cst) > 0) {
       void* queued = nullptr;
@@ -298,9 +309,7 @@ class driver {
         job = static_cast<lane*>(queued);
       }
     }
-    if (job == nullptr) return false;
-    run_lane(*job, produce);
-    return true;
+    return job;
   }
 
   /// One pass over the thread's shards: read, run or hand over the lanes whose batch closed,
@@ -357,9 +366,9 @@ class driver {
       // Dekker pair with park(): publish the count, then look at the threads' states.
       queued_.fetch_add(static_cast<std::int64_t>(claimed.size() - keep),
                         std::memory_order_seq_cst);
-      wake_runner();
+      wake_runner(&self);
     }
-    for (std::size_t i = 0; i < keep; ++i) run_lane(*claimed[i], produce);
+    for (std::size_t i = 0; i < keep; ++i) run_lane(self, *claimed[i], produce);
   }
 
   /// Another thread that runs jobs has nothing to do (spinning or parked).
@@ -371,7 +380,7 @@ class driver {
   }
 
   /// Runs the lane's batches in order until it is released or must wait.
-  void run_lane(lane& l, job_queue::producer_token& produce) {
+  void run_lane(thread_state& self, lane& l, job_queue::producer_token& produce) {
     thread_state& reader = *reader_[l.shard->id];
     while (true) {
       const bool measure = mode_ == execution_mode::adaptive && job_runners_ > 1;
@@ -399,7 +408,7 @@ class driver {
         void* job = &l;
         ready_->push(produce, &job, 1);
         queued_.fetch_add(1, std::memory_order_seq_cst);
-        wake_runner();
+        wake_runner(&self);
         return;
       }
     }
