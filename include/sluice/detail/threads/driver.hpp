@@ -1,14 +1,15 @@
 // sluice/detail/threads/driver.hpp: the threads of sluice::start. Every thread runs one loop:
 // run a due retry or a handed-over lane, read its own shards (if it is a reader), and when
-// there is nothing to do spin briefly, then park on the clock.
+// there is nothing to do spin for a moment (by role: runtime_traits::reader_spin / worker_spin),
+// then park on the clock.
 //
-// Run to completion: a reader that closes a batch and owns its lane runs the batch itself when
-// that is free, i.e. when it has nothing more to read right now (a quick handler then costs no
-// thread hop and no wake-up). It hands the lane to another thread when that raises throughput:
-// it still has records to read, or several lanes closed at once (P > 1). Handed-over lanes go
-// through one moodycamel queue; a thread that is spinning takes them at once, a parked one is
-// woken only when no thread is spinning. The memory bound does not depend on who runs a batch:
-// each lane has a fixed ring of batch slots and a full ring stops its reader.
+// Run to completion: a reader that closes a batch and owns its lane runs the batch itself. It
+// hands the lane to another thread only when that raises throughput: the lane's batches cost at
+// least runtime_traits::handoff_above (a moving average measured here), another thread is idle,
+// and the reader has more to do (records to read, or other lanes closed at once). Handed-over
+// lanes go through one moodycamel queue; a spinning thread takes them at once, a parked one is
+// woken only when no other thread is spinning. The memory bound does not depend on who runs a
+// batch: each lane has a fixed ring of batch slots and a full ring stops its reader.
 #pragma once
 
 #include <algorithm>
