@@ -211,13 +211,6 @@ struct options_with_default_store {
   void take(traits_option<traits_type>) {}
 };
 
-/// The options of a mapping whose source is not known here: the default store is in memory.
-template <class... Opts>
-struct resolved_options : options_with_default_store<memory_checkpoint_store, Opts...> {
-  explicit resolved_options(Opts... opts)
-      : options_with_default_store<memory_checkpoint_store, Opts...>(nullptr, std::move(opts)...) {}
-};
-
 template <class T>
 T& source_object(T& source) noexcept {
   return source;

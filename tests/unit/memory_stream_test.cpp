@@ -394,12 +394,16 @@ TEST(MemoryStreamRetention, RecordsTrimmedBeforeAnyReadAreCountedAndReported) {
   EXPECT_EQ(reported[0], (std::pair<sluice::sequence_number_t, sluice::sequence_number_t>{4, 8}));
 }
 
+/// A stream on the manual clock that keeps records for an hour.
+struct retained_an_hour : sluice::memory_stream<int, std::string, sluice::manual_clock> {
+  explicit retained_an_hour(sluice::manual_clock& clock)
+      : memory_stream(sluice::stream_options{.retention_age = std::chrono::hours(1)}, clock) {}
+};
+
 // The mapping counts what it never got to read (the checkpoint passes it: nothing is left).
 TEST(MemoryStreamRetention, AMappingCountsRecordsThatExpiredBeforeItRead) {
   sluice::manual_clock clock;
-  sluice::stream_options options;
-  options.retention_age = std::chrono::hours(1);
-  sluice::memory_stream<int, std::string, sluice::manual_clock> s(options, clock);
+  retained_an_hour s(clock);
   sluice::memory_checkpoint_store store;
   for (int i = 1; i <= 4; ++i) s.put("k", i);
   sluice::run(sluice::from(s) | sluice::invoke([](const sluice::batch<sluice::record<int>>&) {}),
@@ -443,9 +447,7 @@ TEST(MemoryStreamCapacity, AHandlerPuttingIntoItsOwnFullStreamDoesNotDeadlock) {
 // Records trimmed before the mapping read them are counted on the multi-lane path too.
 TEST(MemoryStreamRetention, AMappingWithSeveralLanesCountsExpiredRecords) {
   sluice::manual_clock clock;
-  sluice::stream_options options;
-  options.retention_age = std::chrono::hours(1);
-  sluice::memory_stream<int, std::string, sluice::manual_clock> s(options, clock);
+  retained_an_hour s(clock);
   sluice::memory_checkpoint_store store;
   auto mapping = [&] {
     return sluice::from(s) | sluice::parallelization_factor(3) |

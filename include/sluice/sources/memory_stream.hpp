@@ -76,7 +76,7 @@ class memory_stream {
       detail::reject("retention_age (ns)", options_.retention_age->count(), "> 0");
     shards_.reserve(options_.shards);
     for (std::uint32_t i = 0; i < options_.shards; ++i)
-      shards_.push_back(std::make_unique<shard>());
+      shards_.push_back(std::make_unique<shard>(i));
   }
 
   memory_stream(const memory_stream&) = delete;
@@ -291,6 +291,8 @@ class memory_stream {
   static constexpr std::uint32_t max_chunk = 4096;
 
   struct shard {
+    explicit shard(shard_id_t id) : id(id) {}
+    shard_id_t id;
     mutable std::mutex mutex;
     std::deque<std::shared_ptr<chunk>> chunks;
     sequence_number_t next = 1;            // sequence number of the next record
@@ -364,7 +366,7 @@ class memory_stream {
     if (by_retention && first - 1 > s.read_up_to) {
       const sequence_number_t from = std::max(s.first_retained, s.read_up_to + 1);
       s.expired_unread += first - from;
-      if (options_.on_expired_unread) options_.on_expired_unread(shard_index(s), from, first - 1);
+      if (options_.on_expired_unread) options_.on_expired_unread(s.id, from, first - 1);
     }
     if (bounded()) {
       for (sequence_number_t q = s.first_retained; q < first; ++q)
@@ -374,11 +376,6 @@ class memory_stream {
     while (!s.chunks.empty() &&
            s.chunks.front()->first + s.chunks.front()->built <= s.first_retained)
       s.chunks.pop_front();
-  }
-  shard_id_t shard_index(const shard& s) const noexcept {
-    for (shard_id_t i = 0; i < shards_.size(); ++i)
-      if (shards_[i].get() == &s) return i;
-    return 0;
   }
 
   sequence_number_t append_locked(shard& s, Key&& key, Payload&& payload) {

@@ -125,7 +125,7 @@ class engine {
     time_point retry_at{};
     // The record a filter or transform threw on in this pass (the reader's; see stage_failure).
     std::optional<stage_failure_of<record_type>> failed_stage;
-    std::uint32_t sink_failures = 0;
+    std::uint32_t read_failures = 0;  // consecutive: the back-off of retry_at
     std::uint64_t rng = 0;
   };
 
@@ -629,13 +629,13 @@ class engine {
         const error_info e = describe(std::current_exception());
         live_counters::add(s.counters.destination_failures, 1);
         s.counters.set_destination_error(e.type + ": " + e.message, now);
-        ++s.sink_failures;
-        s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
+        ++s.read_failures;
+        s.retry_at = now + retry_.backoff.delay(s.read_failures, splitmix64(s.rng));
         next_deadline = std::min(next_deadline, s.retry_at);
         return false;
       }
       s.counters.clear_destination_error();
-      s.sink_failures = 0;
+      s.read_failures = 0;
       live_counters::add(s.counters.polled, 1);
       live_counters::add(s.counters.delivered, 1);
       if (f.sequence > s.position) s.position = f.sequence;
@@ -709,11 +709,11 @@ class engine {
     if (failed) {
       live_counters::add(c.function_errors, 1);
       live_counters::add(c.failed_invoke, 1);
-      ++s.sink_failures;
-      s.retry_at = now + retry_.backoff.delay(s.sink_failures, splitmix64(s.rng));
+      ++s.read_failures;
+      s.retry_at = now + retry_.backoff.delay(s.read_failures, splitmix64(s.rng));
       next_deadline = std::min(next_deadline, s.retry_at);
     } else if (consumed > 0) {
-      s.sink_failures = 0;
+      s.read_failures = 0;
     }
     result.progress |= consumed > 0;
     result.more |= !failed && consumed >= chunk();
