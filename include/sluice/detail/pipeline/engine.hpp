@@ -59,6 +59,18 @@ struct span_probe {
   }
 };
 
+/// A source's place in a shard between reads, when it keeps one (memory_stream::cursor: reads
+/// then take no lock); else nothing.
+template <class S>
+struct read_cursor_of {
+  struct type {};
+};
+template <class S>
+requires requires { typename S::cursor; }
+struct read_cursor_of<S> {
+  using type = typename S::cursor;
+};
+
 /// A filter or transform threw on a record: what the error and the on-failure record say.
 template <class R>
 struct stage_failure_of {
@@ -127,6 +139,7 @@ class engine {
     std::optional<stage_failure_of<record_type>> failed_stage;
     std::uint32_t read_failures = 0;  // consecutive: the back-off of retry_at
     std::uint64_t rng = 0;
+    [[no_unique_address]] typename read_cursor_of<source_type>::type cursor;
   };
 
   /// What lane_job reads: the handler, destination, retry settings, clock and stop flag.
@@ -197,6 +210,21 @@ class engine {
   Clock& clock() noexcept { return *clock_; }
   const std::string& name() const noexcept { return name_; }
   const batching_config& batching() const noexcept { return batching_; }
+  /// Reads the shard on from its read position, through its cursor when the source keeps one.
+  template <class Visit>
+  std::size_t read_on(shard_state& s, std::size_t max, Visit&& visit) {
+    if constexpr (requires { source().read(s.cursor, s.id, s.position, max, visit); })
+      return source().read(s.cursor, s.id, s.position, max, std::forward<Visit>(visit));
+    else
+      return source().read(s.id, s.position, max, std::forward<Visit>(visit));
+  }
+  template <class OnSpan>
+  std::size_t read_spans_on(shard_state& s, std::size_t max, OnSpan&& on_span) {
+    if constexpr (requires { source().read_spans(s.cursor, s.id, s.position, max, on_span); })
+      return source().read_spans(s.cursor, s.id, s.position, max, std::forward<OnSpan>(on_span));
+    else
+      return source().read_spans(s.id, s.position, max, std::forward<OnSpan>(on_span));
+  }
   /// Records one pass reads from a shard.
   std::size_t chunk() const noexcept {
     return std::max<std::size_t>(Traits::read_chunk, batching_.batch_size);
@@ -241,9 +269,8 @@ class engine {
       // pick(r) gives the record's lane and the fill cursor to use: with one lane a local copy
       // (kept in registers for the whole read, written back after it), else the lane's own.
       auto read_with = [&](auto&& pick) {
-        return source().read(
-            s.id, s.position,
-            chunk, [&](const source_record& r) __attribute__((always_inline))->bool {
+        return read_on(
+            s, chunk, [&](const source_record& r) __attribute__((always_inline))->bool {
               auto [l, cur] = pick(r);
               const sequence_number_t seq = sluice::sequence_number(r);
               if constexpr (gap_free) {
@@ -279,8 +306,8 @@ class engine {
         if (one_lane) {  // contiguous records into one lane: a plain pointer loop
           spans_read = true;
           lane& l = *s.lanes[0];
-          consumed = source().read_spans(
-              s.id, s.position, chunk, [&](const source_record* first, const source_record* last) {
+          consumed =
+              read_spans_on(s, chunk, [&](const source_record* first, const source_record* last) {
                 typename lane::cursor cur = l.fill;
                 std::uint64_t dropped = 0;  // filtered in this span
                 if constexpr (gap_free) {
@@ -688,7 +715,7 @@ class engine {
       position = sluice::sequence_number(r);
       return true;
     };
-    const std::size_t consumed = source().read(s.id, s.position, chunk(), visit);
+    const std::size_t consumed = read_on(s, chunk(), visit);
     s.position = position;
     if (s.failed_stage) [[unlikely]] {
       if (deliver_stage_failure(s, now, next_deadline)) result.more = true;
