@@ -151,6 +151,10 @@ class memory_stream {
       return static_cast<std::size_t>(p - first);
     });
   }
+  /// Keeps the storage the cursor reads in alive (records handed out in place, as a mapping's
+  /// batch that views them, stay valid while this is held), or null.
+  std::shared_ptr<const void> pin(const cursor& at) const noexcept { return at.at_; }
+
   template <class Visit>
   std::size_t read(shard_id_t id, sequence_number_t after, std::size_t max, Visit&& visit) {
     cursor at;
