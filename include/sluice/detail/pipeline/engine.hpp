@@ -520,13 +520,18 @@ class engine {
         l.fill_deadline = now + batching_.maximum_batching_window;
       }
       cur.emplace(make);
-      if (count_bytes) [[unlikely]] {
-        const auto [after, kept] = account_bytes(l, cur, sluice::sequence_number(r), now, claimed);
-        cur = after;
-        if (!kept) {
-          refused = true;
-          return false;
+      if (count_bytes) {  // S-2.1's byte cap: a sum per record, the rest out of line
+        const std::size_t bytes = sluice::payload_size_bytes(cur.back());
+        if (cur.n() > 1 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) [[unlikely]] {
+          const auto [after, kept] =
+              over_byte_cap(l, cur, sluice::sequence_number(r), now, claimed);
+          cur = after;
+          if (!kept) {
+            refused = true;
+            return false;
+          }
         }
+        l.fill_bytes += bytes;
       }
       if (cur.full()) [[unlikely]] {
         if (l.can_close()) cur = close_at(l, cur, claimed);
@@ -552,28 +557,25 @@ class engine {
     return bytes <= batching_.maximum_payload_bytes;
   }
 
-  /// S-2.1's byte cap, for the record just built: it stays, or starts the next batch, or (the
-  /// ring being full) is taken back and the batch ends here (its cursor's end is pulled in to
-  /// its position, so it counts as full). Returns the cursor and whether the record stayed.
-  /// Cursors go by value so that a local one never has its address taken.
-  [[gnu::noinline]] std::pair<typename lane::cursor, bool> account_bytes(
+  /// S-2.1's byte cap, for the record just built, which does not fit its batch: it starts the
+  /// next batch, or (the ring being full) is taken back and the batch ends here (its cursor's
+  /// end is pulled in to its position, so it counts as full). Returns the cursor and whether
+  /// the record stayed (the caller then counts its bytes). Cursors go by value so that a local
+  /// one never has its address taken.
+  [[gnu::noinline]] std::pair<typename lane::cursor, bool> over_byte_cap(
       lane& l, typename lane::cursor cur, sequence_number_t seq, time_point now,
       std::vector<lane*>& claimed) {
-    const std::size_t bytes = sluice::payload_size_bytes(cur.back());
-    if (cur.n() > 1 && l.fill_bytes + bytes > batching_.maximum_payload_bytes) {
-      if (!l.can_close()) {
-        cur.pop_back();
-        cur.end = cur.pos;
-        return {cur, false};
-      }
-      record_type last = std::move(cur.back());
+    if (!l.can_close()) {
       cur.pop_back();
-      cur = close_at(l, cur, claimed);
-      l.fill_front = seq;
-      l.fill_deadline = now + batching_.maximum_batching_window;
-      cur.emplace([&]() -> record_type { return std::move(last); });
+      cur.end = cur.pos;
+      return {cur, false};
     }
-    l.fill_bytes += bytes;
+    record_type last = std::move(cur.back());
+    cur.pop_back();
+    cur = close_at(l, cur, claimed);
+    l.fill_front = seq;
+    l.fill_deadline = now + batching_.maximum_batching_window;
+    cur.emplace([&]() -> record_type { return std::move(last); });
     return {cur, true};
   }
 
