@@ -6,7 +6,9 @@
 // accepts at most 4 calls at once: a call made while 4 are in flight is throttled
 // (sluice::throttled; the mapping backs off and tries again). The sweep runs the real engine in
 // virtual time for 25 batch sizes x P = 1, 2, 4, 10 (100 configurations), prints throughput and
-// p99 latency (arrival -> success) per batch size, a recommendation, and writes a gnuplot plot.
+// p99 latency (arrival -> success) per batch size, a recommendation, and writes a gnuplot plot;
+// then two small sweeps around the recommendation: the batching window, and the failure policies
+// (retries x bisect x partial batch responses) with 0.01 % poison records.
 //
 // Usage: tune [--records N] [--out DIR] [--threads T]
 //   writes DIR/tune.dat, DIR/tune.gp and, when gnuplot is installed, DIR/tune.svg (DIR: .)
@@ -76,8 +78,8 @@ int main(int argc, char** argv) {
       "%zu records arriving at %.0f/s; downstream 20 ms + 50 us/record + exp(5 ms), "
       "throttles above 4 concurrent calls\n",
       records, rate);
-  std::printf("%zu configurations simulated in %.1f s (%u threads)\n\n", points.size(), took,
-              threads);
+  std::printf("%zu configurations simulated in %.1f s (%u thread%s)\n\n", points.size(), took,
+              threads, threads == 1 ? "" : "s");
   std::printf("%6s", "batch");
   for (std::uint32_t p : grid.parallelization_factors)
     std::printf(" | P=%-2u %9s %9s %7s", p, "rec/s", "p99 ms", "thrott");
@@ -121,6 +123,30 @@ int main(int argc, char** argv) {
     std::printf("recommended: none keeps up with %.0f records/s without throttles\n", rate);
   }
 
+  // Two smaller sweeps at the recommended point's neighbourhood (P=4, batch 400): the batching
+  // window, and the failure policies when 0.01 % of the records are poison.
+  {
+    sluice::tuning_grid windows;
+    windows.base.parallelization_factor = 4;
+    windows.base.batch_size = 400;
+    windows.windows = {0ms, 10ms, 50ms, 200ms};
+    std::printf("\nbatching window (P=4, batch 400):\n");
+    sluice::print_table(std::cout, sluice::sweep(w, downstream, windows.points(), options));
+
+    sluice::workload poisoned = w;
+    poisoned.poison_rate = 0.0001;
+    sluice::tuning_grid policies;
+    policies.base = windows.base;
+    policies.base.backoff = sluice::backoff::exponential(100ms, 2.0, 5s);
+    policies.retries = {0, 2, 10};
+    policies.bisect = {false, true};
+    policies.report_batch_item_failures = {false, true};
+    std::printf("\nfailure policies, 0.01 %% poison records (P=4, batch 400):\n");
+    std::cout.flush();
+    sluice::print_table(std::cout, sluice::sweep(poisoned, downstream, policies.points(), options));
+    std::cout.flush();
+  }
+
   // The plot: throughput and p99 against batch size, one line per P.
   {
     std::ofstream dat(out + "/tune.dat");
@@ -146,7 +172,7 @@ int main(int argc, char** argv) {
        << "/tune.dat' using 1:(column(2+2*i)) with linespoints lw 2 "
           "title sprintf('P=%s', word('1 2 4 10', i+1))\n"
           "set title 'p99 latency, arrival to success (ms)'\nset logscale y\nset yrange [*:*]\n"
-          "set key top left\n"
+          "set key top right\n"
           "plot for [i=0:3] '"
        << out
        << "/tune.dat' using 1:(column(3+2*i)) with linespoints lw 2 "
