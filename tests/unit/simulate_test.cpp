@@ -97,6 +97,33 @@ TEST(Simulate, LanesRunConcurrentlyAsTheClosedFormSays) {
   }
 }
 
+// The reader blocks on a full lane, as the engine's reader does (backpressure, S-3): 1,000
+// records of a lane-0 key come first, then 1,000 of a lane-1 key, all at once; batch 100, P 2,
+// calls of L = 20 ms. Lane 0's ring holds 4 batches (one in flight, two closed, one filling), so
+// the reader stops at record 401 and reads 100 more each time lane 0 finishes a batch: it reaches
+// lane 1's records when lane 0's sixth call ends, at 6L. Lane 0 ends at 10L, lane 1 at 6L + 10L
+// = 16L. Were a batch's slot freed when its call began rather than when it ended, lane 1 would
+// start earlier and end before 16L.
+TEST(Simulate, AFullLaneBlocksTheReaderAsInTheEngine) {
+  auto lanes = even_over_lanes(2, 2);  // the keys of lane 0 and lane 1
+  std::vector<sluice::generated_record> records(2'000);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    records[i].index = i;
+    records[i].key = lanes[i < 1'000 ? 0 : 1].key;
+  }
+  sluice::tuning p;
+  p.batch_size = 100;
+  p.parallelization_factor = 2;
+  const auto r = sluice::simulate(records, linear(10ms, 100us), p);
+  const sluice::duration call = 20ms;
+  EXPECT_EQ(r.makespan, 16 * call);
+  EXPECT_EQ(r.handler_calls, 20u);
+  // lane 0's batches end at L..10L, lane 1's at 7L..16L: the 1,000th latency is 8L
+  EXPECT_EQ(r.latency_p50, 8 * call);
+  EXPECT_EQ(r.latency_max, 16 * call);
+  EXPECT_EQ(r.peak_concurrent_calls, 2u);
+}
+
 // Records arriving at a rate below the lane's capacity are handled as they come: with window 0
 // and rate 100 records/s (one per 10 ms) against calls of 1 ms, each record is its own batch and
 // waits exactly one call (1 ms); throughput is the arrival rate over the makespan.
