@@ -297,9 +297,8 @@ inline std::shared_ptr<const std::vector<record>> records_of(const workload& w) 
 /// ns per record from the benchmark's own time (the one records/s is computed from): a rate
 /// counter of records x 1e-9, inverted.
 inline benchmark::Counter ns_per_record(const benchmark::State& state, std::size_t records) {
-  return benchmark::Counter(
-      static_cast<double>(state.iterations()) * static_cast<double>(records) * 1e-9,
-      benchmark::Counter::Flags(benchmark::Counter::kIsRate | benchmark::Counter::kInvert));
+  return {static_cast<double>(state.iterations()) * static_cast<double>(records) * 1e-9,
+          benchmark::Counter::Flags(benchmark::Counter::kIsRate | benchmark::Counter::kInvert)};
 }
 
 inline std::uint64_t bytes_of(const std::vector<record>& records) {
