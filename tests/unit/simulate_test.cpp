@@ -249,6 +249,86 @@ TEST(Simulate, ConcurrencyCapacityThrottles) {
   EXPECT_EQ(r.redelivered, r.throttles * 100);
 }
 
+// Shards run side by side like lanes: 2 shards x P 1 with the records spread evenly over the
+// shards take as long as 1 shard x P 2, n / (2 x B) calls of L.
+TEST(Simulate, ShardsRunConcurrently) {
+  std::uint64_t key_of_shard[2] = {~std::uint64_t{0}, ~std::uint64_t{0}};
+  for (std::uint64_t k = 0;
+       key_of_shard[0] == ~std::uint64_t{0} || key_of_shard[1] == ~std::uint64_t{0}; ++k)
+    key_of_shard[sluice::shard_for(sluice::key_hash(k), 2)] = k;
+  std::vector<sluice::generated_record> records(10'000);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    records[i].index = i;
+    records[i].key = key_of_shard[i % 2];
+  }
+  sluice::tuning p;
+  p.shards = 2;
+  p.batch_size = 100;
+  const auto r = sluice::simulate(records, linear(10ms, 100us), p);
+  EXPECT_EQ(r.makespan, 50 * 20ms);
+  EXPECT_EQ(r.handler_calls, 100u);
+  EXPECT_EQ(r.peak_concurrent_calls, 2u);
+}
+
+// A records/s capacity (token bucket holding one second's worth): 4 lanes that could move
+// 40,000 records/s against a downstream that takes 10,000/s. Calls beyond it are throttled and
+// retried after a fixed 10 ms; what gets through is bounded by the bucket: at most the rate x
+// the makespan plus the initial second's worth plus one call per lane that overdraws it.
+TEST(Simulate, RateCapacityThrottles) {
+  const auto records = even_over_lanes(100'000, 4);
+  auto model = linear(10ms, 0ms);
+  model.max_records_per_second = 10'000;
+  sluice::tuning p;
+  p.batch_size = 100;
+  p.parallelization_factor = 4;
+  p.backoff = sluice::backoff::fixed(10ms);
+  const auto r = sluice::simulate(records, model, p);
+  EXPECT_GT(r.throttles, 0u);
+  EXPECT_EQ(r.succeeded, 100'000u);
+  EXPECT_LE(static_cast<double>(r.succeeded), 10'000 * seconds(r.makespan) + 10'000 + 4 * 100);
+  EXPECT_GE(r.throughput, 0.8 * 10'000);  // it does get through, near the rate
+  EXPECT_EQ(r.redelivered, r.throttles * 100);
+}
+
+// The random part of the latency has the mean its shape says: one lane, 2,000 calls of
+// 10 ms + jitter; uniform in [0, 8 ms] adds 4 ms on average, exponential with mean 4 ms too.
+// (A fixed seed: the draws, hence the result, are the same every run.)
+TEST(Simulate, JitterHasItsMean) {
+  const auto records = even_over_lanes(2'000, 1);
+  sluice::tuning p;
+  p.batch_size = 1;
+  for (auto shape : {sluice::downstream_model::jitter_shape::uniform,
+                     sluice::downstream_model::jitter_shape::exponential}) {
+    auto model = linear(10ms, 0ms);
+    model.jitter_kind = shape;
+    model.jitter = shape == sluice::downstream_model::jitter_shape::uniform ? 8ms : 4ms;
+    const auto r = sluice::simulate(records, model, p);
+    ASSERT_EQ(r.handler_calls, 2'000u);
+    const double mean_ms = seconds(r.makespan) * 1e3 / 2'000;
+    EXPECT_NEAR(mean_ms, 14.0, 0.4) << static_cast<int>(shape);
+  }
+}
+
+// Transient failures are retried until they pass: with infinite retries and a 1 % failure
+// rate per record, every record succeeds, some more than once, and none is dead-lettered.
+TEST(Simulate, TransientFailuresAreRetried) {
+  const auto records = even_over_lanes(10'000, 2);
+  auto model = linear(1ms, 10us);
+  model.failure_rate = 0.01;
+  for (bool report : {false, true}) {
+    sluice::tuning p;
+    p.batch_size = 50;
+    p.parallelization_factor = 2;
+    p.backoff = sluice::backoff::fixed(5ms);
+    p.report_batch_item_failures = report;
+    const auto r = sluice::simulate(records, model, p);
+    EXPECT_EQ(r.succeeded, 10'000u);
+    EXPECT_EQ(r.dead_lettered, 0u);
+    EXPECT_GT(r.redelivered, 0u);
+    EXPECT_GT(r.handler_calls, 200u);
+  }
+}
+
 // Deterministic: the same workload, model and configuration give the same result, also with
 // random latencies and failures, and a sweep gives each point's result whatever its threads.
 TEST(Simulate, IsDeterministic) {
