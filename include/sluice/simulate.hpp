@@ -117,7 +117,8 @@ struct simulation_options {
   unsigned threads = 1;
   /// Seed of the downstream model's draws (jitter, failures).
   std::uint64_t seed = 1;
-  /// Called at the start of every handler call with its virtual time and batch (a trace).
+  /// Called at the start of every handler call with its virtual time and batch (a trace); by
+  /// the thread simulating the configuration (a sweep on several threads calls it concurrently).
   std::function<void(time_point, const batch<simulated_record>&)> on_call;
 };
 
@@ -425,7 +426,7 @@ class simulator : simulator_base {
       }
     }
     next_arrival_.assign(shards.size(), 0);
-    last_poll_.assign(shards.size(), time_point::min());
+    poll_pending_.assign(shards.size(), time_point::min());
     last_deadline_.assign(shards.size(), time_point::min());
   }
 
@@ -466,17 +467,20 @@ class simulator : simulator_base {
     return c;
   }
 
+  /// Schedules an event; never in the past (a deadline that has passed is due now).
   void push(time_point t, kind k, std::uint32_t target) {
-    queue_.push(event{t, k, order_++, target});
+    queue_.push(event{std::max(t, clock_.now()), k, order_++, target});
   }
-  /// A pass of the shard's reader at t (once per instant unless records arrived).
+  /// A pass of the shard's reader at t; one pending pass per instant serves every request made
+  /// before it runs.
   void schedule_poll(std::uint32_t shard, time_point t) {
-    if (last_poll_[shard] == t) return;
-    last_poll_[shard] = t;
+    if (poll_pending_[shard] == t) return;
+    poll_pending_[shard] = t;
     push(t, poll, shard);
   }
 
   void read(std::uint32_t shard, time_point t, bool arrived) {
+    if (poll_pending_[shard] == t) poll_pending_[shard] = time_point::min();  // runs now
     const auto& v = (*shards_)[shard];
     if (arrived) {
       std::size_t& i = next_arrival_[shard];
@@ -620,7 +624,7 @@ class simulator : simulator_base {
   std::vector<lane_slot> lanes_;
   std::unordered_map<const void*, std::uint32_t> index_;
   std::vector<std::size_t> next_arrival_;
-  std::vector<time_point> last_poll_;
+  std::vector<time_point> poll_pending_;
   std::vector<time_point> last_deadline_;
   std::vector<lane_t*> claimed_;
   std::priority_queue<event, std::vector<event>, std::greater<>> queue_;

@@ -229,6 +229,23 @@ TEST(Simulate, BisectAsTheClosedFormSays) {
   EXPECT_EQ(r.dead_lettered, q * 1);
 }
 
+// Record age (S-5.4): records older than maximum_record_age when their batch's attempt starts
+// go to the on-failure destination without a call. One lane, 10,000 records at once, batch
+// 100, calls of 20 ms, age 500 ms: batch k starts at (k - 1) x 20 ms, so batches 1..26 are
+// called (batch 26 at exactly 500 ms is not older) and the other 74 are dead-lettered at 520 ms.
+TEST(Simulate, RecordAgeDiscardsWithoutCalls) {
+  const auto records = even_over_lanes(10'000, 1);
+  sluice::tuning p;
+  p.batch_size = 100;
+  p.maximum_record_age = 500ms;
+  const auto r = sluice::simulate(records, linear(10ms, 100us), p);
+  EXPECT_EQ(r.handler_calls, 26u);
+  EXPECT_EQ(r.succeeded, 2'600u);
+  EXPECT_EQ(r.dead_lettered, 7'400u);
+  EXPECT_EQ(r.makespan, 26 * 20ms);
+  EXPECT_EQ(r.redelivered, 0u);
+}
+
 // A downstream that takes at most 2 calls at once, fed by 4 lanes: calls beyond 2 are
 // throttled (and retried without consuming attempts), never more than 2 run at once, so the
 // throughput cannot pass 2 x B / L; every record still succeeds exactly once.
@@ -390,13 +407,14 @@ TEST(Simulate, RejectsInvalidConfiguration) {
 // What the simulator predicts is what the engine does: with one lane there is no concurrency to
 // model, so sluice::run on a manual clock, with a handler that moves the clock by the call's
 // latency, is the same runtime. Both see the same handler calls (virtual start time, first
-// record, size), in the same order, for retries with back-off, bisect and partial responses.
+// record, size), in the same order, for retries with back-off, bisect, partial responses and
+// record age.
 TEST(Simulate, OneLaneAgreesWithSluiceRun) {
   using call = std::tuple<sluice::time_point, sluice::sequence_number_t, std::size_t>;
   auto records = even_over_lanes(3'000, 1);
   for (std::size_t i : {17u, 240u, 1'111u, 1'112u, 2'999u}) records[i].poison = true;
   const auto model = linear(3ms, 20us);
-  for (int policy = 0; policy < 3; ++policy) {
+  for (int policy = 0; policy < 4; ++policy) {
     SCOPED_TRACE(policy);
     sluice::tuning p;
     p.batch_size = 64;
@@ -404,6 +422,7 @@ TEST(Simulate, OneLaneAgreesWithSluiceRun) {
     p.backoff = sluice::backoff::exponential(10ms, 2.0, 1s, true);  // jitter: same draws
     p.bisect = policy == 1;
     p.report_batch_item_failures = policy == 2;
+    if (policy == 3) p.maximum_record_age = 150ms;  // later batches expire before their call
 
     std::vector<call> simulated;
     sluice::simulation_options o;
@@ -429,10 +448,11 @@ TEST(Simulate, OneLaneAgreesWithSluiceRun) {
       return failed;
     };
     auto base = sluice::from(stream) | sluice::batching(sluice::batch_size(p.batch_size)) |
-                sluice::retry(sluice::maximum_retry_attempts(2), p.backoff);
+                sluice::retry(sluice::maximum_retry_attempts(2),
+                              sluice::maximum_record_age_param{p.maximum_record_age}, p.backoff);
     sluice::memory_destination<sluice::simulated_record> dlq;
     sluice::metrics_snapshot m;
-    if (policy == 0)
+    if (policy == 0 || policy == 3)
       m = sluice::run(std::move(base) | sluice::on_failure(dlq) | sluice::invoke(handler),
                       sluice::with_clock(clock));
     else if (policy == 1)
@@ -443,7 +463,10 @@ TEST(Simulate, OneLaneAgreesWithSluiceRun) {
       m = sluice::run(std::move(base) | sluice::report_batch_item_failures |
                           sluice::on_failure(dlq) | sluice::invoke(handler),
                       sluice::with_clock(clock));
-    ASSERT_GT(real.size(), 3'000u / 64);
+    ASSERT_GT(real.size(), policy == 3 ? 10u : 3'000u / 64);
+    if (policy == 3) {
+      EXPECT_GT(m.total.on_failure_destination_delivered_event_count, 1'000u);
+    }
     EXPECT_EQ(simulated, real);
     EXPECT_EQ(r.handler_calls, m.total.invocations);
     EXPECT_EQ(r.dead_lettered, m.total.on_failure_destination_delivered_event_count);
