@@ -124,6 +124,30 @@ TEST(Simulate, AFullLaneBlocksTheReaderAsInTheEngine) {
   EXPECT_EQ(r.peak_concurrent_calls, 2u);
 }
 
+// A lane waiting to retry is bypassed (S-3.3: failure isolation): records alternate between a
+// lane-0 and a lane-1 key, 2,000 at once, batch 100, P 2, calls of L = 20 ms, and lane 0's first
+// batch holds a poison record (R = 1, fixed back-off 1 s). Lane 0 fails at 0 and at 1 s, sends
+// the batch to the destination at 1 s + L and then runs its 9 other batches: done at 1 s + 10L.
+// The reader passes lane 0 while it waits, so lane 1 runs its 10 batches back to back, done at
+// 10L: the median latency (rank 950 of the 1,900 that succeed) is 10L, not over a second.
+TEST(Simulate, ARetryingLaneIsBypassed) {
+  auto records = even_over_lanes(2'000, 2);
+  records[20].poison = true;  // lane 0's 11th record: its first batch
+  sluice::tuning p;
+  p.batch_size = 100;
+  p.parallelization_factor = 2;
+  p.maximum_retry_attempts = 1;
+  p.backoff = sluice::backoff::fixed(1s);
+  const auto r = sluice::simulate(records, linear(10ms, 100us), p);
+  const sluice::duration call = 20ms;
+  EXPECT_EQ(r.dead_lettered, 100u);
+  EXPECT_EQ(r.succeeded, 1'900u);
+  EXPECT_EQ(r.handler_calls, 21u);
+  EXPECT_EQ(r.makespan, 1s + 10 * call);
+  EXPECT_EQ(r.latency_p50, 10 * call);
+  EXPECT_EQ(r.latency_max, 1s + 10 * call);
+}
+
 // Records arriving at a rate below the lane's capacity are handled as they come: with window 0
 // and rate 100 records/s (one per 10 ms) against calls of 1 ms, each record is its own batch and
 // waits exactly one call (1 ms); throughput is the arrival rate over the makespan.
