@@ -56,6 +56,8 @@ struct put_result {
 
 template <class Payload, class Key = std::string, clock_type Clock = system_clock>
 class memory_stream {
+  struct chunk;
+
  public:
   using record_type = record<Payload, Key>;
   /// Each shard numbers its records 1, 2, 3, ... without gaps.
@@ -128,54 +130,87 @@ class memory_stream {
   std::uint32_t shard_count() const noexcept { return options_.shards; }
   std::string_view name() const noexcept { return options_.name; }
 
-  /// Calls visit(record) for up to `max` records after `after`, in order. The shard's lock is
-  /// taken once per storage chunk (up to 4,096 records) to find and pin it; records are visited
-  /// outside the lock, so a visitor may do anything, even put into this stream.
+  /// A reader's place in the shard it reads: it holds (pins) the storage chunk it is in, so
+  /// the next read goes on from there without the shard's lock. One cursor per shard and
+  /// reader; a cursor is not shared between threads at the same time.
+  class cursor {
+    friend class memory_stream;
+    std::shared_ptr<chunk> at_;
+  };
+
+  /// Calls visit(record) for up to `max` records after `after`, in order; the records are
+  /// visited in place, outside any lock, so a visitor may do anything, even put into this
+  /// stream. With a cursor (kept between reads of one shard), a read takes no lock at all
+  /// unless it starts behind the cursor or retention trimmed what it was about to read.
   template <class Visit>
-  std::size_t read(shard_id_t id, sequence_number_t after, std::size_t max, Visit&& visit) {
-    return read_spans(id, after, max, [&](const record_type* first, const record_type* last) {
+  std::size_t read(cursor& at, shard_id_t id, sequence_number_t after, std::size_t max,
+                   Visit&& visit) {
+    return read_spans(at, id, after, max, [&](const record_type* first, const record_type* last) {
       const record_type* p = first;
       while (p != last && visit(std::as_const(*p))) ++p;
       return static_cast<std::size_t>(p - first);
     });
   }
+  /// Keeps the storage the cursor reads in alive (records handed out in place, as a mapping's
+  /// batch that views them, stay valid while this is held), or null.
+  std::shared_ptr<const void> pin(const cursor& at) const noexcept { return at.at_; }
 
-  /// As read(), one storage chunk at a time: on_span(first, last) gets contiguous records
-  /// (pinned, outside the lock) and returns how many it consumed; fewer stops the read. The
-  /// shard's lock is held only to find and pin a chunk (once per up to 4,096 records), never
-  /// while records are visited; producers append to the same chunk meanwhile (a record becomes
-  /// visible when its chunk's published count, a release store, covers it).
+  template <class Visit>
+  std::size_t read(shard_id_t id, sequence_number_t after, std::size_t max, Visit&& visit) {
+    cursor at;
+    return read(at, id, after, max, std::forward<Visit>(visit));
+  }
+
+  /// As read(), one storage chunk at a time: on_span(first, last) gets contiguous records and
+  /// returns how many it consumed; fewer stops the read (and releases the cursor's pin, so a
+  /// reader held back by its handler does not keep trimmed storage alive).
+  ///
+  /// Lock-free reading. Producers append under the shard's lock and publish a chunk's record
+  /// count with a release store; a reader acquires it and visits records below it. Chunks are
+  /// linked (each owns the next, published with a release store), so a reader follows the
+  /// links from its pinned chunk. Retention and the reader meet on two sequentially consistent
+  /// atomics: the reader raises read_up_to, then checks first_retained; the trimmer raises
+  /// first_retained, then reads read_up_to to count what expired unread. Either the trimmer
+  /// sees the read (and does not count those records as expired) or the reader sees the trim
+  /// (and retries under the lock, where the trimmed records are skipped and the mapping counts
+  /// the gap), never neither. With age retention, a read whose first record is already past
+  /// the retention age also takes the lock, so it trims exactly as before.
   template <class OnSpan>
-  std::size_t read_spans(shard_id_t id, sequence_number_t after, std::size_t max,
+  std::size_t read_spans(cursor& at, shard_id_t id, sequence_number_t after, std::size_t max,
                          OnSpan&& on_span) {
     shard& s = *shards_[id];
     std::size_t consumed = 0;
     sequence_number_t position = after;
     while (consumed < max) {
-      std::shared_ptr<chunk> c;
-      std::uint32_t begin = 0, end = 0;
-      {
-        std::lock_guard lock(s.mutex);
-        trim_locked(s);
-        if (position + 1 < s.first_retained) position = s.first_retained - 1;
-        c = chunk_of_locked(s, position + 1);
-        if (!c) break;
-        begin = static_cast<std::uint32_t>(position + 1 - c->first);
-        end = c->published.load(std::memory_order_relaxed);
-        // Handed out from here on (a reader that stops early reads the rest again later; if
-        // retention takes them first, the mapping counts the gap itself).
-        const auto offered = std::min<std::size_t>(end - begin, max - consumed);
-        s.read_up_to = std::max<sequence_number_t>(s.read_up_to, position + offered);
-      }
+      if (!locate(s, at, position)) break;
+      chunk& c = *at.at_;
+      const auto begin = static_cast<std::uint32_t>(position + 1 - c.first);
+      const std::uint32_t end = c.published.load(std::memory_order_acquire);
+      if (end <= begin) break;
       const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(end - begin, max - consumed));
-      if (n == 0) break;
-      const record_type* p = c->data + begin;
+      // Handed out from here on (a reader that stops early reads the rest again later; if
+      // retention takes them first, the mapping counts the gap itself).
+      raise(s.read_up_to, position + n);
+      if (position + 1 < s.first_retained.load()) {  // trimmed meanwhile: again, locked
+        at.at_.reset();
+        continue;
+      }
+      const record_type* p = c.data + begin;
       const auto took = static_cast<std::uint32_t>(on_span(p, p + n));
       consumed += took;
       position += took;
-      if (took < n) break;
+      if (took < n) {
+        at.at_.reset();
+        break;
+      }
     }
     return consumed;
+  }
+  template <class OnSpan>
+  std::size_t read_spans(shard_id_t id, sequence_number_t after, std::size_t max,
+                         OnSpan&& on_span) {
+    cursor at;
+    return read_spans(at, id, after, max, std::forward<OnSpan>(on_span));
   }
 
   sequence_number_t resolve(shard_id_t id, starting_position pos) {
@@ -186,14 +221,14 @@ class memory_stream {
       case starting_position::kind::latest:
         return s.next - 1;
       case starting_position::kind::at_timestamp: {
-        for (sequence_number_t q = s.first_retained; q < s.next; ++q) {
+        for (sequence_number_t q = retained(s); q < s.next; ++q) {
           if (at_locked(s, q).arrival >= pos.timestamp) return q - 1;
         }
         return s.next - 1;
       }
       case starting_position::kind::trim_horizon:
       default:
-        return s.first_retained - 1;
+        return retained(s) - 1;
     }
   }
 
@@ -207,7 +242,7 @@ class memory_stream {
   std::size_t size(shard_id_t id) const {
     const shard& s = *shards_[id];
     std::lock_guard lock(s.mutex);
-    return static_cast<std::size_t>(s.next - s.first_retained);
+    return static_cast<std::size_t>(s.next - retained(s));
   }
 
   /// Records of a shard that retention trimmed before any reader read them.
@@ -281,12 +316,18 @@ class memory_stream {
     ~chunk() {
       std::destroy_n(data, built);
       std::allocator<record_type>().deallocate(data, capacity);
+      // Unlink the chain iteratively: a long chain freed at once must not recurse.
+      std::shared_ptr<chunk> n = std::move(next);
+      while (n && n.use_count() == 1) n = std::move(n->next);
     }
     sequence_number_t first;
     std::uint32_t capacity;
     std::uint32_t built = 0;                  // constructed (writer's, under the lock)
     std::atomic<std::uint32_t> published{0};  // visible to readers
     record_type* data;
+    // The chunk after this one: `next` is written once, before `next_ready` (release).
+    std::shared_ptr<chunk> next;
+    std::atomic<chunk*> next_ready{nullptr};
   };
   static constexpr std::uint32_t max_chunk = 4096;
 
@@ -295,11 +336,12 @@ class memory_stream {
     shard_id_t id;
     mutable std::mutex mutex;
     std::deque<std::shared_ptr<chunk>> chunks;
-    sequence_number_t next = 1;            // sequence number of the next record
-    sequence_number_t first_retained = 1;  // records below were trimmed
+    sequence_number_t next = 1;  // sequence number of the next record
+    // Records below were trimmed. Written under the lock, read by lock-free readers.
+    std::atomic<sequence_number_t> first_retained{1};
     time_point last_arrival{};
     std::vector<data_listener*> listeners;
-    sequence_number_t read_up_to = 0;  // highest sequence number handed to a reader
+    std::atomic<sequence_number_t> read_up_to{0};  // highest sequence number handed out
     std::uint64_t expired_unread = 0;
     std::size_t bytes = 0;  // payload bytes retained (kept only with a capacity)
     std::vector<std::pair<const void*, sequence_number_t>> acks;  // consumers' checkpoints
@@ -333,7 +375,7 @@ class memory_stream {
   }
 
   bool has_room(const shard& s, std::size_t records, std::size_t bytes) const noexcept {
-    const auto held = static_cast<std::size_t>(s.next - s.first_retained);
+    const auto held = static_cast<std::size_t>(s.next - retained(s));
     if (held == 0) return true;  // an empty shard admits anything: no deadlock on a big record
     return held + records <= options_.capacity_records &&
            s.bytes + bytes <= options_.capacity_bytes;
@@ -362,20 +404,58 @@ class memory_stream {
   }
   /// Moves first_retained to `first`; records dropped unread (retention) are counted.
   void drop_front_locked(shard& s, sequence_number_t first, bool by_retention) {
-    if (first <= s.first_retained) return;
-    if (by_retention && first - 1 > s.read_up_to) {
-      const sequence_number_t from = std::max(s.first_retained, s.read_up_to + 1);
-      s.expired_unread += first - from;
-      if (options_.on_expired_unread) options_.on_expired_unread(s.id, from, first - 1);
-    }
+    const sequence_number_t old = retained(s);
+    if (first <= old) return;
     if (bounded()) {
-      for (sequence_number_t q = s.first_retained; q < first; ++q)
+      for (sequence_number_t q = old; q < first; ++q)
         s.bytes -= payload_bytes(at_locked(s, q).payload);
     }
-    s.first_retained = first;
-    while (!s.chunks.empty() &&
-           s.chunks.front()->first + s.chunks.front()->built <= s.first_retained)
+    s.first_retained.store(first);  // seq_cst, then read_up_to: see read_spans()
+    if (by_retention) {
+      const sequence_number_t read = s.read_up_to.load();
+      if (first - 1 > read) {
+        const sequence_number_t from = std::max(old, read + 1);
+        s.expired_unread += first - from;
+        if (options_.on_expired_unread) options_.on_expired_unread(s.id, from, first - 1);
+      }
+    }
+    while (!s.chunks.empty() && s.chunks.front()->first + s.chunks.front()->built <= first)
       s.chunks.pop_front();
+  }
+  /// first_retained, read by a holder of the shard's lock (its only writer).
+  static sequence_number_t retained(const shard& s) noexcept {
+    return s.first_retained.load(std::memory_order_relaxed);
+  }
+  static void raise(std::atomic<sequence_number_t>& a, sequence_number_t to) noexcept {
+    sequence_number_t v = a.load(std::memory_order_relaxed);
+    while (v < to && !a.compare_exchange_weak(v, to)) {
+    }
+  }
+
+  /// Points `at` at the chunk that holds (or will hold) the record after `position`, which
+  /// moves past records retention trimmed. Without the lock when `at` already pins that chunk
+  /// or an earlier one linked to it, and nothing there has to be trimmed first. False: nothing
+  /// to read.
+  bool locate(shard& s, cursor& at, sequence_number_t& position) {
+    if (chunk* c = at.at_.get(); c != nullptr && position + 1 >= c->first) {
+      while (position + 1 >= c->first + c->capacity) {
+        chunk* n = c->next_ready.load(std::memory_order_acquire);
+        if (n == nullptr) return false;  // the tail is full and nothing follows yet
+        at.at_ = c->next;
+        c = n;
+      }
+      const auto i = position + 1 - c->first;
+      const bool aged = options_.retention_age &&
+                        i < c->published.load(std::memory_order_acquire) &&
+                        c->data[i].arrival < clock_->now() - *options_.retention_age;
+      if (position + 1 >= s.first_retained.load(std::memory_order_acquire) && !aged) return true;
+    }
+    std::lock_guard lock(s.mutex);
+    trim_locked(s);
+    const sequence_number_t first = retained(s);
+    if (position + 1 < first) position = first - 1;
+    at.at_ = chunk_for_locked(s, position + 1);
+    return at.at_ != nullptr;
   }
 
   sequence_number_t append_locked(shard& s, Key&& key, Payload&& payload) {
@@ -385,7 +465,13 @@ class memory_stream {
     if (s.chunks.empty() || s.chunks.back()->built == s.chunks.back()->capacity) {
       const std::uint32_t capacity =
           s.chunks.empty() ? 16 : std::min(max_chunk, s.chunks.back()->capacity * 2);
-      s.chunks.push_back(std::make_shared<chunk>(s.next, capacity));
+      auto c = std::make_shared<chunk>(s.next, capacity);
+      if (!s.chunks.empty()) {
+        chunk& last = *s.chunks.back();
+        last.next = c;
+        last.next_ready.store(c.get(), std::memory_order_release);
+      }
+      s.chunks.push_back(std::move(c));
     }
     chunk& c = *s.chunks.back();
     const sequence_number_t seq = s.next++;
@@ -411,19 +497,29 @@ class memory_stream {
     if (seq >= c->first + c->published.load(std::memory_order_relaxed)) return nullptr;
     return c;
   }
+  /// The chunk whose range holds `seq`, published or not yet (the tail), or null.
+  static std::shared_ptr<chunk> chunk_for_locked(const shard& s, sequence_number_t seq) {
+    if (s.chunks.empty() || seq < s.chunks.front()->first) return nullptr;
+    auto it = std::upper_bound(
+        s.chunks.begin(), s.chunks.end(), seq,
+        [](sequence_number_t q, const std::shared_ptr<chunk>& c) { return q < c->first; });
+    const std::shared_ptr<chunk>& c = *(it - 1);
+    if (seq >= c->first + c->capacity) return nullptr;
+    return c;
+  }
   static const record_type& at_locked(const shard& s, sequence_number_t seq) {
     const auto c = chunk_of_locked(s, seq);
     return c->data[seq - c->first];
   }
 
   void trim_locked(shard& s) {
-    sequence_number_t first = s.first_retained;
+    sequence_number_t first = retained(s);
     if (s.next - first > options_.retention_count) first = s.next - options_.retention_count;
     if (options_.retention_age) {
       const time_point horizon = clock_->now() - *options_.retention_age;
       while (first < s.next && at_locked(s, first).arrival < horizon) ++first;
     }
-    const bool freed = first > s.first_retained;
+    const bool freed = first > retained(s);
     drop_front_locked(s, first, true);
     if (freed && bounded()) s.room.notify_all();
   }

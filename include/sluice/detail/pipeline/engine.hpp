@@ -59,6 +59,18 @@ struct span_probe {
   }
 };
 
+/// A source's place in a shard between reads, when it keeps one (memory_stream::cursor: reads
+/// then take no lock); else nothing.
+template <class S>
+struct read_cursor_of {
+  struct type {};
+};
+template <class S>
+requires requires { typename S::cursor; }
+struct read_cursor_of<S> {
+  using type = typename S::cursor;
+};
+
 /// A filter or transform threw on a record: what the error and the on-failure record say.
 template <class R>
 struct stage_failure_of {
@@ -107,6 +119,15 @@ class engine {
     src.acknowledge(static_cast<const void*>(nullptr), id, sequence_number_t{});
     src.detach(static_cast<const void*>(nullptr));
   };
+  /// Full batches can be views of the source's storage: the mapping neither filters nor
+  /// transforms (a batch's records are the source's records) and the source can keep the
+  /// records it hands out alive (memory_stream::pin).
+  static constexpr bool view_batches =
+      std::is_same_v<record_type, source_record> &&
+      per_record_count<typename M::stages_type>::value == 0 &&
+      requires(source_type & src, typename read_cursor_of<source_type>::type& at) {
+    { src.pin(at) } -> std::convertible_to<std::shared_ptr<const void>>;
+  };
   static constexpr std::uint32_t slots = Traits::batches_per_lane;
   static_assert(slots >= 2, "sluice::runtime_traits::batches_per_lane must be at least 2");
 
@@ -127,6 +148,7 @@ class engine {
     std::optional<stage_failure_of<record_type>> failed_stage;
     std::uint32_t read_failures = 0;  // consecutive: the back-off of retry_at
     std::uint64_t rng = 0;
+    [[no_unique_address]] typename read_cursor_of<source_type>::type cursor;
   };
 
   /// What lane_job reads: the handler, destination, retry settings, clock and stop flag.
@@ -197,6 +219,21 @@ class engine {
   Clock& clock() noexcept { return *clock_; }
   const std::string& name() const noexcept { return name_; }
   const batching_config& batching() const noexcept { return batching_; }
+  /// Reads the shard on from its read position, through its cursor when the source keeps one.
+  template <class Visit>
+  std::size_t read_on(shard_state& s, std::size_t max, Visit&& visit) {
+    if constexpr (requires { source().read(s.cursor, s.id, s.position, max, visit); })
+      return source().read(s.cursor, s.id, s.position, max, std::forward<Visit>(visit));
+    else
+      return source().read(s.id, s.position, max, std::forward<Visit>(visit));
+  }
+  template <class OnSpan>
+  std::size_t read_spans_on(shard_state& s, std::size_t max, OnSpan&& on_span) {
+    if constexpr (requires { source().read_spans(s.cursor, s.id, s.position, max, on_span); })
+      return source().read_spans(s.cursor, s.id, s.position, max, std::forward<OnSpan>(on_span));
+    else
+      return source().read_spans(s.id, s.position, max, std::forward<OnSpan>(on_span));
+  }
   /// Records one pass reads from a shard.
   std::size_t chunk() const noexcept {
     return std::max<std::size_t>(Traits::read_chunk, batching_.batch_size);
@@ -220,7 +257,7 @@ class engine {
       // S-2.3: with window 0 a batch is what is available now, so a partial batch waits until
       // the reader has taken everything the source holds (a read shorter than the chunk).
       const bool zero_window = batching_.maximum_batching_window == duration::zero();
-      const std::size_t chunk = this->chunk();
+      std::size_t chunk = this->chunk();
       poll_result result;
       if (now < s.retry_at) [[unlikely]] {  // a failed stage waits for its destination
         next_deadline = std::min(next_deadline, s.retry_at);
@@ -237,13 +274,18 @@ class engine {
       std::uint64_t skipped = 0, filtered = 0;  // per record only these; polled is derived
       std::uint64_t expired = 0;                // records trimmed before they were read
       const bool one_lane = s.lanes.size() == 1;
+      if constexpr (view_batches) {
+        if (one_lane) {  // end the pass on a batch boundary: the next one starts with whole batches
+          const std::size_t cap = s.lanes[0]->capacity(), filled = s.lanes[0]->fill_n();
+          chunk = (filled + chunk + cap - 1) / cap * cap - filled;
+        }
+      }
       const bool count_bytes = count_bytes_;  // a local: not reloaded per record
       // pick(r) gives the record's lane and the fill cursor to use: with one lane a local copy
       // (kept in registers for the whole read, written back after it), else the lane's own.
       auto read_with = [&](auto&& pick) {
-        return source().read(
-            s.id, s.position,
-            chunk, [&](const source_record& r) __attribute__((always_inline))->bool {
+        return read_on(
+            s, chunk, [&](const source_record& r) __attribute__((always_inline))->bool {
               auto [l, cur] = pick(r);
               const sequence_number_t seq = sluice::sequence_number(r);
               if constexpr (gap_free) {
@@ -279,8 +321,8 @@ class engine {
         if (one_lane) {  // contiguous records into one lane: a plain pointer loop
           spans_read = true;
           lane& l = *s.lanes[0];
-          consumed = source().read_spans(
-              s.id, s.position, chunk, [&](const source_record* first, const source_record* last) {
+          consumed =
+              read_spans_on(s, chunk, [&](const source_record* first, const source_record* last) {
                 typename lane::cursor cur = l.fill;
                 std::uint64_t dropped = 0;  // filtered in this span
                 if constexpr (gap_free) {
@@ -289,6 +331,21 @@ class engine {
                 }
                 const source_record* p = first;
                 for (; p != last; ++p) {
+                  if constexpr (view_batches) {
+                    // A whole batch here, nothing being filled: close it in place, no copy;
+                    // with the ring full, wait for a slot (rather than copy it to fill ahead).
+                    if (cur.empty() && static_cast<std::size_t>(last - p) >= l.capacity() &&
+                        fits_bytes(p, l.capacity(), count_bytes)) {
+                      if (!l.can_close()) {
+                        blocked = true;
+                        break;
+                      }
+                      if (l.close_view(p, source().pin(s.cursor))) claimed.push_back(&l);
+                      cur = l.fill;
+                      p += l.capacity() - 1;
+                      continue;
+                    }
+                  }
                   const offer_result taken = offer(l, cur, *p, now, claimed, count_bytes);
                   if (taken == offer_result::blocked || taken == offer_result::failed)
                       [[unlikely]] {
@@ -362,9 +419,10 @@ class engine {
       typename lane::slot& current = l.current();
       if (!l.job.started()) l.job.begin(current.records(), l.shard->id);
       auto publish = [&current](std::size_t finished) {
-        current.unfinished.store(
-            finished < current.n ? sluice::sequence_number(current.data[finished]) : none_in_flight,
-            std::memory_order_release);
+        current.unfinished.store(finished < current.n
+                                     ? sluice::sequence_number(current.records()[finished])
+                                     : none_in_flight,
+                                 std::memory_order_release);
       };
       const step_result r = l.job.step(context_, l.shard->counters, publish);
       l.retrying.store(!r.done, std::memory_order_release);
@@ -484,6 +542,14 @@ class engine {
     }
     if (taken) return offer_result::taken;
     return refused ? offer_result::blocked : offer_result::filtered;
+  }
+
+  /// The n records from `first` stay under S-2.1's byte cap together (a view batch).
+  bool fits_bytes(const source_record* first, std::size_t n, bool count_bytes) const {
+    if (!count_bytes) return true;
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < n; ++i) bytes += sluice::payload_size_bytes(first[i]);
+    return bytes <= batching_.maximum_payload_bytes;
   }
 
   /// S-2.1's byte cap, for the record just built: it stays, or starts the next batch, or (the
@@ -688,7 +754,7 @@ class engine {
       position = sluice::sequence_number(r);
       return true;
     };
-    const std::size_t consumed = source().read(s.id, s.position, chunk(), visit);
+    const std::size_t consumed = read_on(s, chunk(), visit);
     s.position = position;
     if (s.failed_stage) [[unlikely]] {
       if (deliver_stage_failure(s, now, next_deadline)) result.more = true;

@@ -30,6 +30,7 @@
 #include <memory>
 #include <new>
 #include <span>
+#include <utility>
 
 #include "sluice/config.hpp"
 #include "sluice/record.hpp"
@@ -46,12 +47,26 @@ class lane {
  public:
   static constexpr std::uint32_t slots = Slots;
 
-  /// One batch's storage: raw memory for `capacity` records, built in place by the reader.
+  /// One batch's storage: raw memory for `capacity` records, built in place by the reader; or,
+  /// for a view batch, `n` records left where the source keeps them (`view`, kept alive by
+  /// `pin` until the slot is reused).
   struct slot {
     R* data = nullptr;
     std::uint32_t n = 0;
     std::atomic<sequence_number_t> unfinished{none_in_flight};  // oldest unfinished record
-    std::span<const R> records() const noexcept { return {data, n}; }
+    const R* view = nullptr;
+    std::shared_ptr<const void> pin;
+    std::span<const R> records() const noexcept { return {view != nullptr ? view : data, n}; }
+    /// Ends the run side's use of the records: destroys built ones, lets go of a view.
+    void clear() noexcept {
+      if (view != nullptr) {
+        view = nullptr;
+        pin.reset();
+      } else {
+        std::destroy_n(data, n);
+      }
+      n = 0;
+    }
   };
 
   lane(std::uint32_t capacity, std::uint64_t seed, Shard* shard)
@@ -64,7 +79,7 @@ class lane {
   ~lane() {
     fill_->n = fill.n();
     for (slot& s : ring_) {
-      std::destroy_n(s.data, s.n);
+      s.clear();
       std::allocator<R>().deallocate(s.data, capacity_);
     }
   }
@@ -114,6 +129,22 @@ class lane {
     return try_claim();
   }
 
+  /// Records per batch.
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  /// Closes a full batch of capacity() records that stay in the source's storage from `first`
+  /// on (alive while `pin` is held) instead of being copied into the slot. Requires can_close()
+  /// and an empty filling batch. Returns what close() returns.
+  bool close_view(const R* first, std::shared_ptr<const void>&& pin) {
+    slot& done = *fill_;
+    done.view = first;
+    done.pin = std::move(pin);
+    done.n = capacity_;
+    done.unfinished.store(::sluice::sequence_number(first[0]), std::memory_order_release);
+    const std::uint64_t c = closed_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    start_filling(ring_[c % slots]);
+    return try_claim();
+  }
+
   // ---- the run side (the owner) ----
 
   /// The batch in flight.
@@ -157,8 +188,7 @@ class lane {
 
  private:
   void start_filling(slot& next) noexcept {
-    std::destroy_n(next.data, next.n);  // the run side is done with them (can_close())
-    next.n = 0;
+    next.clear();  // the run side is done with them (can_close())
     fill_ = &next;
     fill = cursor{next.data, next.data, next.data + capacity_};
   }
