@@ -542,9 +542,10 @@ class simulator : simulator_base {
     lane_t& l = *ls.l;
     auto& current = l.current();
     if (published != npos) {
-      current.unfinished.store(
-          published < current.n ? sluice::sequence_number(current.data[published]) : none_in_flight,
-          std::memory_order_release);
+      current.unfinished.store(published < current.n
+                                   ? sluice::sequence_number(current.records()[published])
+                                   : none_in_flight,
+                               std::memory_order_release);
     }
     if (yielded) {  // the job goes on at once (a partial report's rest, a bisect half)
       push(t, ready, i);
