@@ -246,6 +246,21 @@ class simulator_base {
     if (model.max_records_per_second < 0)
       reject("downstream_model::max_records_per_second", model.max_records_per_second,
              ">= 0 (0: no limit)");
+    auto ns = [](duration d) {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    };
+    if (model.fixed_latency < duration::zero())
+      reject("downstream_model::fixed_latency (ns)", ns(model.fixed_latency), ">= 0");
+    if (model.per_record_latency < duration::zero())
+      reject("downstream_model::per_record_latency (ns)", ns(model.per_record_latency), ">= 0");
+    if (model.fixed_latency + model.per_record_latency <= duration::zero())
+      reject("downstream_model::fixed_latency + per_record_latency (ns)",
+             ns(model.fixed_latency + model.per_record_latency),
+             "> 0 (a call takes time, or virtual time could stand still)");
+    if (model.jitter < duration::zero())
+      reject("downstream_model::jitter (ns)", ns(model.jitter), ">= 0");
+    if (model.throttle_latency <= duration::zero())
+      reject("downstream_model::throttle_latency (ns)", ns(model.throttle_latency), "> 0");
     tokens_ = model.max_records_per_second;
     latencies_.reserve(records);
   }

@@ -422,6 +422,15 @@ TEST(Simulate, RejectsInvalidConfiguration) {
   sluice::downstream_model m;
   m.failure_rate = 2;
   EXPECT_THROW(sluice::simulate(w, m, sluice::tuning{}), sluice::configuration_error);
+  m = sluice::downstream_model{};
+  m.fixed_latency = 0ms;  // and no per-record latency: virtual time could stand still
+  EXPECT_THROW(sluice::simulate(w, m, sluice::tuning{}), sluice::configuration_error);
+  m = sluice::downstream_model{};
+  m.throttle_latency = 0ms;
+  EXPECT_THROW(sluice::simulate(w, m, sluice::tuning{}), sluice::configuration_error);
+  m = sluice::downstream_model{};
+  m.jitter = -1ms;
+  EXPECT_THROW(sluice::simulate(w, m, sluice::tuning{}), sluice::configuration_error);
   EXPECT_THROW(sluice::key_distribution::zipf(10, -1), sluice::configuration_error);
   auto records = even_over_lanes(3, 1);
   records[0].arrival = 1s;  // records must come in arrival order
