@@ -7,7 +7,8 @@
 // report_batch_item_failures, on_failure) and run by the real engine (detail::engine: reading,
 // routing by key, batching windows, the lane rings and their backpressure, the checkpoint) and
 // the real failure policies (detail::lane_job). Only two things are simulated:
-//  - the clock: a virtual clock that the simulator sets to each event's time; nothing sleeps;
+//  - the clock: a sluice::manual_clock that the simulator sets to each event's time; nothing
+//    sleeps;
 //  - the handler: a model of the downstream that, called at virtual time t with n records,
 //    decides the call's outcome (throttled above a capacity; records failing at a rate or
 //    because they are poison) and its latency (fixed + per record x n + a random part).
@@ -50,6 +51,7 @@
 
 #include "sluice/batch.hpp"
 #include "sluice/checkpoint.hpp"
+#include "sluice/clock.hpp"
 #include "sluice/detail/pipeline/engine.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/hash.hpp"
@@ -147,18 +149,6 @@ struct simulation_result {
 };
 
 namespace detail {
-
-/// The clock of a simulation: reads the virtual time the simulator set.
-class simulation_clock {
- public:
-  time_point now() const noexcept { return now_; }
-  void set(time_point t) noexcept { now_ = t; }
-  void sleep_until(time_point, sleeper&) noexcept {}  // never called: the simulator schedules
-  void wake(sleeper&) noexcept {}
-
- private:
-  time_point now_{};
-};
 
 /// The stream of a simulation: each shard's records, visible up to what has arrived.
 class simulated_source {
@@ -319,7 +309,7 @@ class simulator_base {
 
   downstream_model model_;
   bool report_;
-  simulation_clock clock_;
+  manual_clock clock_{time_point{}, manual_clock::manual};  // set to each event's time
   std::uint64_t rng_;
   std::function<void(time_point, const batch<simulated_record>&)> on_call_;
   // the call the current step made (at most one)
@@ -370,8 +360,7 @@ template <bool Bisect, bool Report>
 class simulator : simulator_base {
   using mapping_t = decltype(simulated_mapping<Bisect, Report>(
       std::declval<simulated_source&>(), std::declval<const tuning&>(), nullptr));
-  using engine_t =
-      engine<mapping_t, simulation_clock, memory_checkpoint_store, default_runtime_traits>;
+  using engine_t = engine<mapping_t, manual_clock, memory_checkpoint_store, default_runtime_traits>;
   using lane_t = typename engine_t::lane;
 
   /// What lane_job::step reads (the engine's context, with the simulator's clock and handler).
