@@ -27,13 +27,17 @@ class memory_checkpoint_store {
  public:
   std::optional<sequence_number_t> load(std::string_view mapping, shard_id_t shard) const {
     std::lock_guard lock(mutex_);
-    auto it = checkpoints_.find({std::string(mapping), shard});
+    auto it = checkpoints_.find(key_view{mapping, shard});
     if (it == checkpoints_.end()) return std::nullopt;
     return it->second;
   }
+  /// Allocates only the first time a (mapping, shard) is saved.
   void save(std::string_view mapping, shard_id_t shard, sequence_number_t seq) {
     std::lock_guard lock(mutex_);
-    checkpoints_[{std::string(mapping), shard}] = seq;
+    if (auto it = checkpoints_.find(key_view{mapping, shard}); it != checkpoints_.end())
+      it->second = seq;
+    else
+      checkpoints_.emplace(std::pair{std::string(mapping), shard}, seq);
     ++saves_;
   }
   std::size_t saves() const {
@@ -42,8 +46,22 @@ class memory_checkpoint_store {
   }
 
  private:
+  using key_view = std::pair<std::string_view, shard_id_t>;
+  /// Orders stored keys and looked-up views alike (a lookup builds no std::string).
+  struct by_mapping_then_shard {
+    using is_transparent = void;
+    static key_view view(const std::pair<std::string, shard_id_t>& k) noexcept {
+      return {k.first, k.second};
+    }
+    static key_view view(const key_view& k) noexcept { return k; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      return view(a) < view(b);
+    }
+  };
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, shard_id_t>, sequence_number_t> checkpoints_;
+  std::map<std::pair<std::string, shard_id_t>, sequence_number_t, by_mapping_then_shard>
+      checkpoints_;
   std::size_t saves_ = 0;
 };
 

@@ -689,21 +689,14 @@ class engine {
         rec.records.push_back(std::move(*f.record));
         rec.reported_failed.push_back(false);
       }
-      try {
-        deliver_to(traits::destination(mapping_), rec);
-      } catch (...) {
-        const error_info e = describe(std::current_exception());
-        live_counters::add(s.counters.destination_failures, 1);
-        s.counters.set_destination_error(e.type + ": " + e.message, now);
-        ++s.read_failures;
-        s.retry_at = now + retry_.backoff.delay(s.read_failures, splitmix64(s.rng));
+      if (const auto again = deliver_or_back_off(traits::destination(mapping_), rec, s.counters,
+                                                 now, retry_.backoff, s.read_failures, s.rng)) {
+        s.retry_at = *again;
         next_deadline = std::min(next_deadline, s.retry_at);
         return false;
       }
-      s.counters.clear_destination_error();
       s.read_failures = 0;
       live_counters::add(s.counters.polled, 1);
-      live_counters::add(s.counters.delivered, 1);
       if (f.sequence > s.position) s.position = f.sequence;
       return true;
     } else {

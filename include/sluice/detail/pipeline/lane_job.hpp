@@ -73,6 +73,35 @@ inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
   return z ^ (z >> 31);
 }
 
+/// S-5.8, for a lane's failed records and for a record a stage threw on alike: hands `rec` to
+/// the destination. Delivered: the error kept in the shard's metrics is cleared, the records
+/// count as delivered, and the result is empty. Not delivered: the error stays visible
+/// (last_destination_error) while the caller retries, `failures` goes up, and the result is
+/// when to try again (back-off).
+template <class Destination, class R>
+std::optional<time_point> deliver_or_back_off(Destination& destination,
+                                              const on_failure_record<R>& rec,
+                                              live_counters& counters, time_point now,
+                                              const backoff& policy, std::uint32_t& failures,
+                                              std::uint64_t& rng) {
+  std::string error;
+  try {
+    deliver_to(destination, rec);
+  } catch (...) {
+    const error_info e = describe(std::current_exception());
+    error = e.type + ": " + e.message;
+  }
+  if (error.empty()) {
+    counters.clear_destination_error();
+    live_counters::add(counters.delivered, rec.batch_size);
+    return std::nullopt;
+  }
+  live_counters::add(counters.destination_failures, 1);
+  counters.set_destination_error(std::move(error), now);
+  ++failures;
+  return now + policy.delay(failures, splitmix64(rng));
+}
+
 /// Everything a job needs from its mapping comes through an explicit context (the engine's
 /// `context`): env.now(), env.stop_requested(), env.handler(), env.destination(), env.retry
 /// (retry_config), env.stream_name (std::string).
@@ -323,23 +352,11 @@ class lane_job {
   template <class Env>
   bool deliver_pending(Env& env, live_counters& counters) {
     if constexpr (Policies::has_destination) {
-      std::string error;
-      try {
-        deliver_to(env.destination(), *pending_);
-      } catch (...) {
-        const error_info e = describe(std::current_exception());
-        error = e.type + ": " + e.message;
-      }
-      if (!error.empty()) {
-        live_counters::add(counters.destination_failures, 1);
-        counters.set_destination_error(std::move(error), env.now());
-        ++consecutive_failures_;
-        next_attempt_ =
-            env.now() + env.retry.backoff.delay(consecutive_failures_, splitmix64(rng_));
+      if (const auto again = deliver_or_back_off(env.destination(), *pending_, counters, env.now(),
+                                                 env.retry.backoff, consecutive_failures_, rng_)) {
+        next_attempt_ = *again;
         return false;
       }
-      counters.clear_destination_error();
-      live_counters::add(counters.delivered, pending_->batch_size);
       pending_.reset();
       finish_to(pending_end_);
     }
