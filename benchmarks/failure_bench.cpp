@@ -4,7 +4,7 @@
 // Workload: 1 Mi records {key 0..1023, sequence 1..N, amount} in a vector, read with
 // sluice::from(v), batch_size 100, run with sluice::run on a sluice::manual_clock in
 // auto_advance mode (back-offs cost no real time) and a counting on-failure destination.
-// Poison: a fixed set of sequence numbers (splitmix64(seq) % 10000 < rate in basis points) at
+// Poison: a fixed set of sequence numbers (sluice::generate's poison_rate, fixed seed) at
 // 0.01 %, 0.1 %, 1 %. The handler sums amount per key and fails when its batch holds poison:
 //   retry     retry(R=2); the handler throws if the batch holds any poison record
 //   bisect    retry(R=2) | bisect_batch_on_function_error; same handler
@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "ratio_report.hpp"
+#include "sluice/bench.hpp"
 #include "sluice/handlers/per_record.hpp"
 #include "sluice/sluice.hpp"
 
@@ -53,29 +53,39 @@ const sluice::time_point kStart = sluice::time_point{} + std::chrono::hours(1000
 
 std::uint64_t splitmix(std::uint64_t x) { return sluice::detail::splitmix64(x); }
 
+/// The records: keys uniform over 1024 (sluice::generate), amount -1000..1000 from the index.
 const std::vector<R>& workload() {
   static const std::vector<R> v = [] {
+    sluice::workload w;
+    w.records = kRecords;
+    w.keys = sluice::key_distribution::uniform(1024);
+    w.seed = 0x5eed;
     std::vector<R> out;
     out.reserve(kRecords);
-    for (std::size_t i = 0; i < kRecords; ++i) {
-      const std::uint64_t x = splitmix(i ^ 0x5eed);
-      out.push_back(R{static_cast<std::uint32_t>(x & 1023u), i + 1, kStart,
+    sluice::generate(w, [&](const sluice::generated_record& g) {
+      const std::uint64_t x = splitmix(g.index ^ 0x5eed);
+      out.push_back(R{static_cast<std::uint32_t>(g.key), g.index + 1, kStart,
                       static_cast<std::int64_t>((x >> 32) % 2001) - 1000});
-    }
+    });
     return out;
   }();
   return v;
 }
 
-/// poison[seq] for rate in basis points (1 = 0.01 %).
+/// poison[seq] for rate in basis points (1 = 0.01 %): sluice::generate's poison records. The
+/// sets are nested (a record poison at 0.01 % is poison at 0.1 % too): one draw per record.
 const std::vector<char>& poison_set(int rate_bp) {
   static std::map<int, std::vector<char>> cache;
   auto& p = cache[rate_bp];
   if (p.empty()) {
     p.assign(kRecords + 1, 0);
-    for (std::size_t seq = 1; seq <= kRecords; ++seq)
-      p[seq] =
-          static_cast<char>(splitmix(seq * 7919) % 10000 < static_cast<std::uint64_t>(rate_bp));
+    sluice::workload w;
+    w.records = kRecords;
+    w.poison_rate = rate_bp / 10000.0;
+    w.seed = 7919;
+    sluice::generate(w, [&](const sluice::generated_record& g) {
+      p[g.index + 1] = static_cast<char>(g.poison);
+    });
   }
   return p;
 }
@@ -268,8 +278,8 @@ BENCHMARK(BM_policies)->ArgName("armed")->Arg(0)->Arg(1)->Unit(benchmark::kMilli
 int main(int argc, char** argv) {
   (void)workload();
   for (int r : {0, 1, 10, 100}) (void)poison_set(r);
-  sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(argc, argv, reporter)) return 1;
+  sluice::bench::collecting_reporter reporter;
+  if (!sluice::bench::run_benchmarks(argc, argv, reporter)) return 1;
 
   const double bound = 2 * std::ceil(std::log2(static_cast<double>(kBatch))) + 1 + kRetries;
   std::printf("\n== failure handling: %zu records, batch_size %lld, R=%lld (medians) ==\n",
@@ -312,11 +322,12 @@ int main(int argc, char** argv) {
                                               static_cast<double>(ps.poison)
                                         : 0;
     std::snprintf(label, sizeof label, "bisect mean inv per poison / bound (%.2f%%)", rate / 100.0);
-    sluice_bench::print_ratio(label, per_poison, bound, 1.0, /*higher_is_better=*/false);
+    sluice::bench::print_ratio(label, per_poison, bound, 1.0, /*higher_is_better=*/false);
     std::snprintf(label, sizeof label, "bisect worst batch inv per poison / bound (%.2f%%)",
                   rate / 100.0);
-    sluice_bench::print_ratio(label, reporter.get(name).counter("worst_inv_per_poison"), bound, 1.0,
-                              /*higher_is_better=*/false);
+    sluice::bench::print_ratio(label, reporter.get(name).counter("worst_inv_per_poison"), bound,
+                               1.0,
+                               /*higher_is_better=*/false);
   }
   for (int m : {retry_only, bisect, partial, per_rec})
     for (int rate : {1, 10, 100}) {
@@ -325,13 +336,13 @@ int main(int argc, char** argv) {
       std::snprintf(clean, sizeof clean, "BM_failure/mode:%d/rate_bp:0", m);
       std::snprintf(label, sizeof label, "%s %.2f%% poison / clean (records/s)", mode_name(m),
                     rate / 100.0);
-      sluice_bench::print_ratio(label, reporter.get(name).rate(), reporter.get(clean).rate());
+      sluice::bench::print_ratio(label, reporter.get(name).rate(), reporter.get(clean).rate());
     }
   const double none = reporter.get("BM_policies/armed:0").rate();
   const double all = reporter.get("BM_policies/armed:1").rate();
   std::printf("no policy %.1f M records/s, every policy armed %.1f M records/s\n", none / 1e6,
               all / 1e6);
-  sluice_bench::print_ratio("all policies armed / none (nothing fails)", all, none, 0.97);
-  sluice_bench::print_load("after");
+  sluice::bench::print_ratio("all policies armed / none (nothing fails)", all, none, 0.97);
+  sluice::bench::print_load("after");
   return 0;
 }

@@ -18,7 +18,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "ratio_report.hpp"
+#include "sluice/bench.hpp"
 #include "sluice/sluice.hpp"
 #include "workload.hpp"
 
@@ -170,8 +170,8 @@ BENCHMARK(BM_sluice_batch_size)
 int main(int argc, char** argv) {
   (void)workload();
   (void)expected();
-  sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(argc, argv, reporter)) return 1;
+  sluice::bench::collecting_reporter reporter;
+  if (!sluice::bench::run_benchmarks(argc, argv, reporter)) return 1;
   const double hand = reporter.get("BM_hand_loop").rate();
   std::printf("\n== fusion: %zu records, records/s are medians ==\n", kRecords);
   std::printf("hand loop                      %8.1f M records/s\n", hand / 1e6);
@@ -191,11 +191,11 @@ int main(int argc, char** argv) {
   std::printf("%-34s %8.1f M records/s  (informational: hand loop + 100-record buffer)\n",
               "BM_hand_batched", batched / 1e6);
   for (const auto& row : rows) {
-    sluice_bench::print_ratio(row.label, reporter.get(row.name).rate(), hand, row.target);
+    sluice::bench::print_ratio(row.label, reporter.get(row.name).rate(), hand, row.target);
   }
-  sluice_bench::print_ratio("hand_batched/hand_loop (no target)", batched, hand);
-  sluice_bench::print_ratio("sluice/hand_batched (default batching)",
-                            reporter.get("BM_sluice_default_batching").rate(), batched);
-  sluice_bench::print_load("after");
+  sluice::bench::print_ratio("hand_batched/hand_loop (no target)", batched, hand);
+  sluice::bench::print_ratio("sluice/hand_batched (default batching)",
+                             reporter.get("BM_sluice_default_batching").rate(), batched);
+  sluice::bench::print_load("after");
   return 0;
 }

@@ -48,7 +48,7 @@
 #include <thread>
 #include <vector>
 
-#include "ratio_report.hpp"
+#include "sluice/bench.hpp"
 #include "sluice/sluice.hpp"
 #include "workload.hpp"
 
@@ -528,8 +528,9 @@ int main(int argc, char** argv) {
   (void)stream_for(1, kSlow);
   (void)work_1us(1);
 
-  sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(static_cast<int>(args.size()), args.data(), reporter)) return 1;
+  sluice::bench::collecting_reporter reporter;
+  if (!sluice::bench::run_benchmarks(static_cast<int>(args.size()), args.data(), reporter))
+    return 1;
 
   auto baseline = [&](const char* name, int chunk) {
     char full[96];
@@ -574,23 +575,23 @@ int main(int argc, char** argv) {
                   "BM_sluice/shards:%d/P:%d/batch:%d/mode:%d/iterations:1/manual_time", s, p, b, m);
     return reporter.get(name).rate();
   };
-  sluice_bench::print_ratio("sluice/tbb (shards 1, P 1, batch 100)", rate(1, 1, 100, 0), tbb, 0.8);
-  sluice_bench::print_ratio("sluice/floor (shards 1, P 1, batch 100)", rate(1, 1, 100, 0), floor,
-                            1.0);
-  sluice_bench::print_ratio("sluice/tbb (shards 16, P 4, batch 100)", rate(16, 4, 100, 0), tbb,
-                            0.8);
-  sluice_bench::print_ratio("sluice/tbb (shards 1, P 1, batch 1000)", rate(1, 1, 1000, 0), tbb,
-                            1.0);
-  sluice_bench::print_ratio("sluice/tbb chunk 10 (shards 1, P 1, batch 10)", rate(1, 1, 10, 0),
-                            baseline("BM_tbb_pipeline", 10), 0.3);
-  sluice_bench::print_ratio("sluice/tbb chunk 10 (shards 16, P 1, batch 10)", rate(16, 1, 10, 0),
-                            baseline("BM_tbb_pipeline", 10), 0.3);
+  sluice::bench::print_ratio("sluice/tbb (shards 1, P 1, batch 100)", rate(1, 1, 100, 0), tbb, 0.8);
+  sluice::bench::print_ratio("sluice/floor (shards 1, P 1, batch 100)", rate(1, 1, 100, 0), floor,
+                             1.0);
+  sluice::bench::print_ratio("sluice/tbb (shards 16, P 4, batch 100)", rate(16, 4, 100, 0), tbb,
+                             0.8);
+  sluice::bench::print_ratio("sluice/tbb (shards 1, P 1, batch 1000)", rate(1, 1, 1000, 0), tbb,
+                             1.0);
+  sluice::bench::print_ratio("sluice/tbb chunk 10 (shards 1, P 1, batch 10)", rate(1, 1, 10, 0),
+                             baseline("BM_tbb_pipeline", 10), 0.3);
+  sluice::bench::print_ratio("sluice/tbb chunk 10 (shards 16, P 1, batch 10)", rate(16, 1, 10, 0),
+                             baseline("BM_tbb_pipeline", 10), 0.3);
   for (int p : {1, 4, 10}) {
     char label[96];
     std::snprintf(label, sizeof label, "16 shards / 1 shard (P %d, batch 100)", p);
-    sluice_bench::print_ratio(label, rate(16, p, 100, 0), rate(1, p, 100, 0), 0.95);
+    sluice::bench::print_ratio(label, rate(16, p, 100, 0), rate(1, p, 100, 0), 0.95);
     std::snprintf(label, sizeof label, "64 shards / 1 shard (P %d, batch 100)", p);
-    sluice_bench::print_ratio(label, rate(64, p, 100, 0), rate(1, p, 100, 0), 0.95);
+    sluice::bench::print_ratio(label, rate(64, p, 100, 0), rate(1, p, 100, 0), 0.95);
   }
   {
     const double t = reporter.get("BM_tbb_slow/iterations:1/manual_time").rate();
@@ -606,7 +607,7 @@ int main(int argc, char** argv) {
         std::printf("sluice P %d %-9s                  %8.3f M rec/s  (%.3f of tbb)\n", p,
                     mode_name(m), x / 1e6, t > 0 ? x / t : 0);
       }
-    sluice_bench::print_ratio(
+    sluice::bench::print_ratio(
         "slow handler, P 4: adaptive / inline",
         reporter.get("BM_sluice_slow/P:4/mode:0/iterations:1/manual_time").rate(),
         reporter.get("BM_sluice_slow/P:4/mode:1/iterations:1/manual_time").rate());
@@ -646,9 +647,9 @@ int main(int argc, char** argv) {
     std::printf(
         "(sluice: 1 shard, default threads, batch_size 100, window 0; floor: "
         "moodycamel::BlockingConcurrentQueue, 1 consumer)\n");
-    sluice_bench::print_ratio("sluice/floor latency p50", s50, f50);
-    sluice_bench::print_ratio("sluice/floor latency p99", s99, f99, 3.0, false);
-    sluice_bench::print_ratio("sluice/floor latency p999", s999, f999);
+    sluice::bench::print_ratio("sluice/floor latency p50", s50, f50);
+    sluice::bench::print_ratio("sluice/floor latency p99", s99, f99, 3.0, false);
+    sluice::bench::print_ratio("sluice/floor latency p999", s999, f999);
     std::printf("target sluice p99 <= 100 us: %s (median of rounds %.1f us)\n",
                 s99 <= 100 ? "met" : "MISSED", s99);
   }
@@ -659,6 +660,6 @@ int main(int argc, char** argv) {
     std::printf("CPU used by the process: %.3f %% of one core  (target < 1 %%: %s)\n", pct,
                 pct < 1.0 ? "met" : "MISSED");
   }
-  sluice_bench::print_load("after");
+  sluice::bench::print_load("after");
   return 0;
 }

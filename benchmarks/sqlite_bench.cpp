@@ -23,7 +23,7 @@
 // no CPU time). The disk of a shared machine drifts by a factor of several within seconds; pairs
 // see the same disk, so their ratio holds still where separate benchmarks would not. Counters:
 // <side>_rec_s (records/s) or <side>_us (microseconds per save); ratio lines follow Google
-// Benchmark's output (medians over repetitions, ratio_report.hpp). The run takes about a minute.
+// Benchmark's output (medians over repetitions, sluice/bench.hpp). The run takes about a minute.
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -40,7 +40,7 @@
 #include <utility>
 #include <vector>
 
-#include "ratio_report.hpp"
+#include "sluice/bench.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/sluice.hpp"
 #include "sluice/sqlite/checkpoint_store.hpp"
@@ -385,8 +385,9 @@ BENCHMARK(BM_checkpoint)
 
 int main(int argc, char** argv) {
   (void)consume_file();  // written before any timing
-  sluice_bench::collecting_reporter reporter;
-  const bool ran = sluice_bench::run_benchmarks(argc, argv, reporter, {"--benchmark_min_time=0.5"});
+  sluice::bench::collecting_reporter reporter;
+  const bool ran =
+      sluice::bench::run_benchmarks(argc, argv, reporter, {"--benchmark_min_time=0.5"});
   std::error_code ec;
   fs::remove_all(work_dir(), ec);
   if (!ran) return 1;
@@ -441,18 +442,18 @@ int main(int argc, char** argv) {
           "BM_put/batch:" + std::to_string(batch) + "/full:" + std::to_string(full);
       const std::string label =
           "put sluice/raw (" + std::to_string(batch) + "/tx, " + (full ? "FULL" : "NORMAL") + ")";
-      sluice_bench::print_ratio(label.c_str(), counter(name, "sluice_rec_s"),
-                                counter(name, "raw_rec_s"));
+      sluice::bench::print_ratio(label.c_str(), counter(name, "sluice_rec_s"),
+                                 counter(name, "raw_rec_s"));
     }
   }
-  sluice_bench::print_ratio("consume read/raw", read, raw);
-  sluice_bench::print_ratio("consume run/raw (batch 1000)", run, raw);
-  sluice_bench::print_ratio("checkpoint save time sluice/raw (FULL)",
-                            counter("BM_checkpoint/full:1", "sluice_us"),
-                            counter("BM_checkpoint/full:1", "raw_us"));
-  sluice_bench::print_ratio("checkpoint save time sluice/raw (NORMAL)",
-                            counter("BM_checkpoint/full:0", "sluice_us"),
-                            counter("BM_checkpoint/full:0", "raw_us"));
-  sluice_bench::print_ratio("checkpoint save time FULL/NORMAL", save_us[1], save_us[0]);
+  sluice::bench::print_ratio("consume read/raw", read, raw);
+  sluice::bench::print_ratio("consume run/raw (batch 1000)", run, raw);
+  sluice::bench::print_ratio("checkpoint save time sluice/raw (FULL)",
+                             counter("BM_checkpoint/full:1", "sluice_us"),
+                             counter("BM_checkpoint/full:1", "raw_us"));
+  sluice::bench::print_ratio("checkpoint save time sluice/raw (NORMAL)",
+                             counter("BM_checkpoint/full:0", "sluice_us"),
+                             counter("BM_checkpoint/full:0", "raw_us"));
+  sluice::bench::print_ratio("checkpoint save time FULL/NORMAL", save_us[1], save_us[0]);
   return 0;
 }

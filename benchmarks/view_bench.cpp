@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "ratio_report.hpp"
+#include "sluice/bench.hpp"
 #include "sluice/sluice.hpp"
 
 namespace {
@@ -114,8 +114,8 @@ BENCHMARK(BM_sluice)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   (void)expected();
-  sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(argc, argv, reporter)) return 1;
+  sluice::bench::collecting_reporter reporter;
+  if (!sluice::bench::run_benchmarks(argc, argv, reporter)) return 1;
   const double floor = reporter.get("BM_floor").rate();
   const double copying = reporter.get("BM_copying").rate();
   const double sluice = reporter.get("BM_sluice").rate();
@@ -124,9 +124,9 @@ int main(int argc, char** argv) {
   std::printf("floor (in place)   %8.1f M records/s\n", floor / 1e6);
   std::printf("copying loop       %8.1f M records/s\n", copying / 1e6);
   std::printf("sluice             %8.1f M records/s\n", sluice / 1e6);
-  sluice_bench::print_ratio("sluice/floor (view batches, no target)", sluice, floor);
-  sluice_bench::print_ratio("sluice/copying loop", sluice, copying);
-  sluice_bench::print_ratio("copying loop/floor (no target)", copying, floor);
-  sluice_bench::print_load("after");
+  sluice::bench::print_ratio("sluice/floor (view batches, no target)", sluice, floor);
+  sluice::bench::print_ratio("sluice/copying loop", sluice, copying);
+  sluice::bench::print_ratio("copying loop/floor (no target)", copying, floor);
+  sluice::bench::print_load("after");
   return 0;
 }
