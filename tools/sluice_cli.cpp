@@ -82,13 +82,16 @@ Run sluice <command> --help for a command's options.
 )";
 
 const std::map<std::string, std::string, std::less<>> command_help = {
-    {"status", R"(usage: sluice status <file> [--stream NAME] [--json]
+    {"status", R"(usage: sluice status <file> [--stream NAME] [--checkpoints FILE]
+                     [--dead-letters FILE] [--json]
 
-For every stream in <file> and every mapping with checkpoints in it, per shard: the checkpoint
+For every stream in <file> and every mapping with checkpoints, per shard: the checkpoint
 (highest finished sequence), the stream's last sequence, lag (last - checkpoint), the age of the
-oldest record not yet behind the checkpoint, and the dead letters of that shard in the file.
-  --stream NAME  only this stream
-  --json         one JSON object: {"file":..., "rows":[{...}, ...]}
+oldest record not yet behind the checkpoint, and the dead letters of that shard.
+  --stream NAME          only this stream
+  --checkpoints FILE     the checkpoints' file, when it is not <file>
+  --dead-letters FILE    the dead letters' file, when it is not <file>
+  --json                 one JSON object: {"file":..., "rows":[{...}, ...]}
 )"},
     {"dead-letters list", R"(usage: sluice dead-letters list <file> [--destination NAME] [--json]
 
@@ -363,12 +366,36 @@ std::int64_t last_seq(sq::database& db, std::int64_t stream, std::uint32_t shard
   return s.step() ? s.column_int64(0) : 0;
 }
 
+/// With option `name` FILE: checks FILE holds `component` and attaches it as `schema`; returns
+/// the table prefix ("<schema>.") or "" when the option is not given.
+std::string attach_if_given(sq::database& db, const args& a, std::string_view name,
+                            const std::string& schema, std::string_view component, int version,
+                            std::string_view what) {
+  const std::string* file = a.option(name);
+  if (file == nullptr) return "";
+  {
+    sq::database check = open_file(*file);
+    need_component(check, component, version, what);
+  }
+  sq::statement attach = db.prepare("ATTACH DATABASE ?1 AS " + schema);
+  attach.bind_text(1, *file);
+  attach.step();
+  return schema + ".";
+}
+
 int status(const args& a) {
   if (a.positional.size() != 1) throw usage_error("sluice status takes one <file>");
   sq::database db = open_file(a.positional[0]);
   need_component(db, "stream", sq::stream_schema_version, "stream");
-  const bool checkpoints = has_component(db, "checkpoints", sq::checkpoint_schema_version);
-  const bool failures = has_component(db, "destination", sq::destination_schema_version);
+  // Checkpoints and dead letters: in the stream's file, or in files of their own (attached).
+  const std::string cp = attach_if_given(db, a, "--checkpoints", "cp", "checkpoints",
+                                         sq::checkpoint_schema_version, "checkpoints");
+  const std::string dl = attach_if_given(db, a, "--dead-letters", "dl", "destination",
+                                         sq::destination_schema_version, "dead letters");
+  const bool checkpoints =
+      !cp.empty() || has_component(db, "checkpoints", sq::checkpoint_schema_version);
+  const bool failures =
+      !dl.empty() || has_component(db, "destination", sq::destination_schema_version);
   const std::int64_t now = now_ns();
 
   struct row {
@@ -382,7 +409,8 @@ int status(const args& a) {
   for (const stream_info& st : streams_of(db, a.option("--stream"))) {
     std::vector<std::string> mappings;
     if (checkpoints) {
-      sq::statement s = db.prepare("SELECT DISTINCT mapping FROM sluice_checkpoints ORDER BY 1");
+      sq::statement s =
+          db.prepare("SELECT DISTINCT mapping FROM " + cp + "sluice_checkpoints ORDER BY 1");
       while (s.step()) mappings.emplace_back(s.column_text(0));
     }
     if (mappings.empty()) mappings.emplace_back();  // the stream alone: no mapping checkpointed
@@ -391,8 +419,8 @@ int status(const args& a) {
         row r{st.name, mapping, shard,       std::nullopt, last_seq(db, st.id, shard),
               0,       0,       std::nullopt};
         if (!mapping.empty()) {
-          sq::statement s =
-              db.prepare("SELECT seq FROM sluice_checkpoints WHERE mapping = ?1 AND shard = ?2");
+          sq::statement s = db.prepare("SELECT seq FROM " + cp +
+                                       "sluice_checkpoints WHERE mapping = ?1 AND shard = ?2");
           s.bind_text(1, mapping).bind_int64(2, shard);
           if (s.step()) r.checkpoint = s.column_int64(0);
         }
@@ -405,8 +433,8 @@ int status(const args& a) {
         if (oldest.step())
           r.age_ms = std::max<std::int64_t>(0, (now - oldest.column_int64(0)) / 1000000);
         if (failures) {
-          sq::statement d = db.prepare(
-              "SELECT count(*) FROM sluice_failures WHERE stream_name = ?1 AND shard = ?2");
+          sq::statement d = db.prepare("SELECT count(*) FROM " + dl +
+                                       "sluice_failures WHERE stream_name = ?1 AND shard = ?2");
           d.bind_text(1, st.name).bind_int64(2, shard);
           d.step();
           r.dead = d.column_int64(0);
@@ -1241,7 +1269,8 @@ int run(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command == "status") {
-    args a = parse("status", argc, argv, 2, {"--stream"}, {"--json"});
+    args a =
+        parse("status", argc, argv, 2, {"--stream", "--checkpoints", "--dead-letters"}, {"--json"});
     if (a.flag("--help")) return std::cout << command_help.at("status"), 0;
     return status(a);
   }

@@ -112,6 +112,42 @@ TEST_F(Cli, StatusShowsCheckpointLagAndDeadLettersPerShard) {
             "STREAM  MAPPING  SHARD  CHECKPOINT  LAST_SEQ  LAG  OLDEST_UNPROCESSED  DEAD_LETTERS");
 }
 
+// As examples/order_ledger.cpp keeps them: stream, checkpoints and dead letters in three files.
+TEST_F(Cli, StatusReadsCheckpointsAndDeadLettersFromTheirOwnFiles) {
+  const std::string cp = (dir / "cp.db").string(), dl = (dir / "dl.db").string();
+  {
+    sluice::sqlite::stream<std::string> stream(db, options());
+    for (int i = 0; i < 6; ++i) stream.put("customer-1", "order-" + std::to_string(i));
+    sluice::sqlite::checkpoint_store store(cp);
+    const auto shard = sluice::shard_for(sluice::key_hash(std::string("customer-1")), 2);
+    store.save("ledger", shard, 4);
+    sluice::sqlite::destination<R> dead(dl, "dlq");
+    sluice::on_failure_record<R> rec;
+    rec.stream_name = "orders";
+    rec.shard_id = shard;
+    rec.start_sequence_number = rec.end_sequence_number = 3;
+    rec.batch_size = 1;
+    dead.deliver(rec);
+  }
+  const run_result r = cli({"status", db, "--checkpoints", cp, "--dead-letters", dl, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto shard = sluice::shard_for(sluice::key_hash(std::string("customer-1")), 2);
+  EXPECT_NE(r.out.find(R"({"stream":"orders","mapping":"ledger","shard":)" + std::to_string(shard) +
+                       R"(,"checkpoint":4,"last_sequence":6,"lag":2,)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(R"("dead_letters":1})"), std::string::npos) << r.out;
+  // The other shard has no checkpoint: its lag is everything it holds (none).
+  EXPECT_NE(r.out.find(R"("shard":)" + std::to_string(1 - shard) +
+                       R"(,"checkpoint":null,"last_sequence":0,"lag":0,)"),
+            std::string::npos)
+      << r.out;
+  const run_result wrong = cli({"status", db, "--checkpoints", dl});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_EQ(wrong.err,
+            "sluice: error: '" + dl + "' has no checkpoints (no sluice checkpoints tables)\n");
+}
+
 TEST_F(Cli, DeadLettersListShowCount) {
   run_mapping(true);
   run_result r = cli({"dead-letters", "count", db});
