@@ -219,6 +219,42 @@ TEST_F(Cli, RedriveFeedsTheRecordsBackAndTheNextRunProcessesThem) {
   EXPECT_EQ(dead.count(), 2u);
 }
 
+TEST_F(Cli, RedriveIntoAStreamInAnotherFile) {
+  const std::string dl = (dir / "dl.db").string();
+  const auto shard = sluice::shard_for(sluice::key_hash(std::string("customer-9")), 2);
+  {
+    sluice::sqlite::stream<std::string> stream(db, options());
+    stream.put("customer-9", "first");
+    sluice::sqlite::destination<R> dead(dl, "dlq");
+    sluice::on_failure_record<R> rec;
+    rec.stream_name = "orders";
+    rec.shard_id = shard;
+    rec.start_sequence_number = rec.end_sequence_number = 1;
+    rec.batch_size = 1;
+    rec.records.push_back(R{"customer-9", 1, sluice::time_point{}, "first"});
+    dead.deliver(rec);
+  }
+  run_result r = cli({"dead-letters", "redrive", dl, "--all"});
+  EXPECT_EQ(r.exit_code, 1);  // the stream is not in the dead letters' file
+  EXPECT_EQ(r.err, "sluice: error: '" + dl +
+                       "' has no stream (give the stream's file with --stream-file) (no sluice "
+                       "stream tables)\n");
+  r = cli({"dead-letters", "redrive", dl, "--all", "--stream-file", db});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "dead letter 1: 1 record(s) -> stream orders shard " + std::to_string(shard) +
+                       " sequences 2-2\nredrove 1 dead letter(s), 1 record(s); skipped 0\n");
+  sluice::sqlite::stream<std::string> stream(db, options());
+  std::vector<R> read;
+  stream.read(shard, 1, 10, [&](const R& rec) {
+    read.push_back(rec);
+    return true;
+  });
+  ASSERT_EQ(read.size(), 1u);
+  EXPECT_EQ(read[0].key, "customer-9");
+  EXPECT_EQ(read[0].payload, "first");
+  EXPECT_EQ(read[0].sequence, 2u);
+}
+
 TEST_F(Cli, PurgeNeedsYesAndDeletes) {
   run_mapping(true);
   run_result r = cli({"dead-letters", "purge", db, "1"});
