@@ -21,10 +21,13 @@
 // again with a larger N adds orders (--help lists every flag). Ctrl-C stops cleanly; kill -9
 // loses nothing either; run it again to resume (tests/crash/ does exactly that, many times).
 //
-// The data folder (default ./ledger-data) holds four SQLite files you can open with `sqlite3`:
+// The data folder (default ./ledger-data) holds four SQLite files you can open with `sqlite3`
+// or inspect with the `sluice` tool (docs/operations.md), and the mapping's events log:
 //   stream.db        the orders stream          checkpoints.db   where the mapping is
 //   ledger.db        balances, journal, runs    dead-letters.db  orders that could not be applied
+//   events.jsonl     one JSON line per failed batch, dead letter, blocked lane (sluice::events)
 
+#include <sluice/events/json_lines.hpp>
 #include <sluice/handlers/per_record.hpp>
 #include <sluice/sluice.hpp>
 #include <sluice/sqlite/checkpoint_store.hpp>
@@ -42,6 +45,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -609,8 +613,14 @@ int run(const options& opt) {
       | sluice::invoke([&](const sluice::batch<order_record>& batch) { return book.apply(batch); });
   // clang-format on
 
+  // The mapping's failures as JSON lines, for a log shipper: each failed attempt, each batch
+  // sent to the dead letters, a lane blocked on its destination. Nothing is raised (or paid)
+  // while everything succeeds.
+  std::ofstream events_log(opt.data / "events.jsonl", std::ios::app);
+  sluice::json_lines_event_sink events(events_log);
+
   auto running = sluice::start(std::move(mapping), sluice::checkpoints(checkpoints),
-                               sluice::mapping_name("order-ledger"));
+                               sluice::mapping_name("order-ledger"), sluice::events(events));
 
   // Report once a second until everything written is finished (or Ctrl-C).
   std::signal(SIGINT, [](int) { interrupted = 1; });
@@ -666,7 +676,7 @@ int run(const options& opt) {
   std::printf(
       "  ledger    %s orders in the stream: %s applied to %s customers, %s dead letters\n"
       "            balance total %s cents, checksum %016llx\n"
-      "  data      %s/{stream,ledger,checkpoints,dead-letters}.db\n",
+      "  data      %s/{stream,ledger,checkpoints,dead-letters}.db, events.jsonl\n",
       grouped(held).c_str(), grouped(totals.entries).c_str(), grouped(totals.customers).c_str(),
       grouped(std::uint64_t{dead_letters.count()}).c_str(), grouped(totals.balance_cents).c_str(),
       static_cast<unsigned long long>(totals.checksum), opt.data.string().c_str());

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ struct metrics_counters {
   /// all. In a mapping's total: the most recent failure over its shards.
   std::string last_destination_error;
   time_point last_destination_error_time{};
+  /// Lanes (and readers delivering a failed stage) whose on-failure deliveries keep failing, so
+  /// they make no progress (S-5.8), and since when the shard has had a blocked lane without a
+  /// break (the mapping's clock; meaningful while blocked_lanes > 0). In a mapping's total: the
+  /// sum, and the earliest such time.
+  std::uint32_t blocked_lanes = 0;
+  time_point blocked_since{};
 
   metrics_counters& operator+=(const metrics_counters& o) noexcept {
     polled_event_count += o.polled_event_count;
@@ -65,6 +72,9 @@ struct metrics_counters {
       last_destination_error = o.last_destination_error;
       last_destination_error_time = o.last_destination_error_time;
     }
+    if (o.blocked_lanes > 0 && (blocked_lanes == 0 || o.blocked_since < blocked_since))
+      blocked_since = o.blocked_since;
+    blocked_lanes += o.blocked_lanes;
     return *this;
   }
 };
@@ -73,6 +83,13 @@ struct shard_metrics {
   shard_id_t shard_id = 0;
   sequence_number_t checkpoint = 0;  // highest finished sequence (S-3.3)
   metrics_counters counters;
+  /// The highest sequence number the source holds for the shard, when the source numbers records
+  /// without gaps (memory and SQLite streams), so that lag() counts records; else empty.
+  std::optional<sequence_number_t> last_sequence;
+  /// Records of the shard not yet behind the checkpoint: last_sequence - checkpoint (0 if unknown).
+  std::uint64_t lag() const noexcept {
+    return last_sequence && *last_sequence > checkpoint ? *last_sequence - checkpoint : 0;
+  }
 };
 
 /// A snapshot of a mapping's metrics: totals (the mapping) and one entry per shard.
@@ -100,6 +117,10 @@ struct alignas(64) live_counters {
   std::string destination_error;
   time_point destination_error_time{};
   std::atomic<bool> has_destination_error{false};
+  // Lanes blocked on failing deliveries (see metrics_counters), and since when (guarded by
+  // destination_error_mutex).
+  std::atomic<std::uint32_t> blocked_lanes{0};
+  time_point blocked_since{};
 
   void set_destination_error(std::string error, time_point when) {
     std::lock_guard lock(destination_error_mutex);
@@ -114,6 +135,14 @@ struct alignas(64) live_counters {
     destination_error_time = {};
     has_destination_error.store(false, std::memory_order_relaxed);
   }
+
+  /// A lane's delivery failed and it was not blocked yet: it is now.
+  void lane_blocked(time_point when) {
+    std::lock_guard lock(destination_error_mutex);
+    if (blocked_lanes.fetch_add(1, std::memory_order_relaxed) == 0) blocked_since = when;
+  }
+  /// A blocked lane's delivery succeeded.
+  void lane_unblocked() noexcept { blocked_lanes.fetch_sub(1, std::memory_order_relaxed); }
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);
@@ -148,6 +177,10 @@ struct alignas(64) live_counters {
       std::lock_guard lock(destination_error_mutex);
       m.last_destination_error = destination_error;
       m.last_destination_error_time = destination_error_time;
+    }
+    if ((m.blocked_lanes = blocked_lanes.load(std::memory_order_relaxed)) > 0) {
+      std::lock_guard lock(destination_error_mutex);
+      m.blocked_since = blocked_since;
     }
     return m;
   }

@@ -1,5 +1,6 @@
 // sluice/options.hpp: the options of sluice::run and sluice::start: checkpoint store, clock,
-// mapping name, thread counts, stop token. Options may come in any order; each at most once.
+// mapping name, thread counts, stop token, event sink (sluice::events, in sluice/events.hpp).
+// Options may come in any order; each at most once.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include "sluice/clock.hpp"
 #include "sluice/config.hpp"
 #include "sluice/detail/util/validate.hpp"
+#include "sluice/events.hpp"
 #include "sluice/traits.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -174,6 +176,7 @@ struct options_with_default_store {
   std::uint32_t workers = 0;
   execution_mode execution = execution_mode::adaptive;
   stage_error_policy stage_errors = stage_error_policy::stop;
+  event_sink* events = nullptr;
   std::stop_token stop;
 
   /// The in-memory store used when no checkpoints(...) option is given and the source keeps
@@ -208,6 +211,7 @@ struct options_with_default_store {
   void take(stop_option o) { stop = std::move(o.token); }
   void take(execution_option o) { execution = o.mode; }
   void take(stage_error_option o) { stage_errors = o.policy; }
+  void take(events_option o) { events = o.sink; }
   void take(traits_option<traits_type>) {}
 };
 

@@ -27,7 +27,7 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
     options o(m, std::move(opts)...);
     using engine_t = detail::engine<mapping<Source, Stages>, typename options::clock_type,
                                     typename options::store_type, typename options::traits_type>;
-    engine_t e(std::move(m), *o.clock, *o.store, o.name, o.stage_errors);
+    engine_t e(std::move(m), *o.clock, *o.store, o.name, o.stage_errors, o.events);
 
     std::vector<sequence_number_t> end;
     for (auto& s : e.shards()) end.push_back(e.source().last_sequence(s->id));

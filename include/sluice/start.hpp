@@ -79,7 +79,7 @@ running_mapping start(mapping<Source, Stages>&& m, Opts... opts) {
       owning_driver(options& o, mapping_t&& m)
           : owned(std::move(o.owned_store)),
             run(o.pollers, o.workers, o.execution, std::move(m), *o.clock, *o.store, o.name,
-                o.stage_errors) {}
+                o.stage_errors, o.events) {}
       std::unique_ptr<memory_checkpoint_store> owned;
       driver_t run;
       void stop() override { run.stop(); }

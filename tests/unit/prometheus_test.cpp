@@ -100,8 +100,10 @@ TEST(Prometheus, ASnapshotWithoutShardsRendersOnlyHeaders) {
   sluice::metrics_snapshot empty;
   empty.mapping_name = "idle";
   const std::string text = sluice::to_prometheus(empty);
-  EXPECT_EQ(text.find('{'), std::string::npos);
-  EXPECT_EQ(occurrences(text, "# TYPE "), 19u);
+  // The one series is the mapping's own: buffered records.
+  EXPECT_EQ(occurrences(text, "{"), 1u);
+  EXPECT_NE(text.find("\nsluice_buffered_records{mapping=\"idle\"} 0\n"), std::string::npos);
+  EXPECT_EQ(occurrences(text, "# TYPE "), 24u);
 }
 
 }  // namespace
@@ -139,4 +141,46 @@ TEST(Prometheus, TotalKeepsTheMostRecentDestinationError) {
   total += b;
   total += a;
   EXPECT_EQ(total.last_destination_error, "new");
+}
+
+TEST(Prometheus, LagIsShownForShardsWhoseLastSequenceIsKnown) {
+  auto snapshot = two_shards("m");
+  snapshot.shards[0].last_sequence = 300;  // checkpoint 250
+  snapshot.buffered_records = 42;
+  const std::string text = sluice::to_prometheus(snapshot);
+  EXPECT_NE(text.find("sluice_last_sequence_number{mapping=\"m\",shard=\"0\"} 300\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_lag_records{mapping=\"m\",shard=\"0\"} 50\n"), std::string::npos);
+  // Shard 1's source numbering is unknown: no made-up lag of 0.
+  EXPECT_EQ(text.find("sluice_lag_records{mapping=\"m\",shard=\"1\"}"), std::string::npos);
+  EXPECT_NE(text.find("sluice_buffered_records{mapping=\"m\"} 42\n"), std::string::npos);
+}
+
+TEST(Prometheus, BlockedLanesAndSinceWhen) {
+  auto snapshot = two_shards("m");
+  snapshot.shards[1].counters.blocked_lanes = 2;
+  snapshot.shards[1].counters.blocked_since =
+      sluice::time_point{} + std::chrono::milliseconds(1700000000500);
+  const std::string text = sluice::to_prometheus(snapshot);
+  EXPECT_NE(text.find("sluice_blocked_lanes{mapping=\"m\",shard=\"1\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_blocked_lanes{mapping=\"m\",shard=\"0\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_blocked_since_timestamp_seconds{mapping=\"m\",shard=\"1\"} "
+                      "1700000000.500\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_blocked_since_timestamp_seconds{mapping=\"m\",shard=\"0\"} 0\n"),
+            std::string::npos);
+}
+
+TEST(Prometheus, TotalSumsBlockedLanesAndKeepsTheEarliestSince) {
+  sluice::metrics_counters a, b, idle;
+  a.blocked_lanes = 1;
+  a.blocked_since = sluice::time_point{} + std::chrono::seconds(20);
+  b.blocked_lanes = 2;
+  b.blocked_since = sluice::time_point{} + std::chrono::seconds(10);
+  sluice::metrics_counters total;
+  total += idle;
+  total += a;
+  total += b;
+  EXPECT_EQ(total.blocked_lanes, 3u);
+  EXPECT_EQ(total.blocked_since, sluice::time_point{} + std::chrono::seconds(10));
 }

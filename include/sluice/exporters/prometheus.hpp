@@ -34,14 +34,18 @@ inline void append_label_value(std::string& out, std::string_view value) {
   }
 }
 
-inline std::string destination_error_seconds(const metrics_counters& c) {
-  if (c.last_destination_error.empty()) return "0";
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      c.last_destination_error_time.time_since_epoch())
-                      .count();
+/// A time as Unix seconds with milliseconds ("1700000000.123").
+inline std::string seconds_text(time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   std::string out = std::to_string(ms / 1000) + ".";
   const std::string frac = std::to_string((ms % 1000 + 1000) % 1000);
   return out.append(3 - frac.size(), '0').append(frac);
+}
+
+inline std::string destination_error_seconds(const metrics_counters& c) {
+  if (c.last_destination_error.empty()) return "0";
+  return seconds_text(c.last_destination_error_time);
 }
 
 struct prometheus_family {
@@ -49,6 +53,8 @@ struct prometheus_family {
   std::string_view type;
   std::string_view help;
   std::string (*value)(const shard_metrics&);
+  /// Whether the shard has this series (false: left out, e.g. lag of a source with gaps).
+  bool (*present)(const shard_metrics&) = nullptr;
 };
 
 #define SLUICE_PROMETHEUS_COUNTER(field, help_text)                             \
@@ -94,6 +100,23 @@ inline constexpr prometheus_family prometheus_families[] = {
      "When the last delivery to the on-failure destination failed, while deliveries keep "
      "failing (Unix time); 0 when the last delivery succeeded.",
      [](const shard_metrics& s) { return destination_error_seconds(s.counters); }},
+    {"sluice_last_sequence_number", "gauge",
+     "Highest sequence number the source holds for the shard (sources numbering without gaps).",
+     [](const shard_metrics& s) { return std::to_string(s.last_sequence.value_or(0)); },
+     [](const shard_metrics& s) { return s.last_sequence.has_value(); }},
+    {"sluice_lag_records", "gauge",
+     "Records of the shard not yet behind its checkpoint: last sequence - checkpoint.",
+     [](const shard_metrics& s) { return std::to_string(s.lag()); },
+     [](const shard_metrics& s) { return s.last_sequence.has_value(); }},
+    {"sluice_blocked_lanes", "gauge",
+     "Lanes whose deliveries to the on-failure destination keep failing (they make no progress).",
+     [](const shard_metrics& s) { return std::to_string(s.counters.blocked_lanes); }},
+    {"sluice_blocked_since_timestamp_seconds", "gauge",
+     "Since when the shard has had a blocked lane without a break (Unix time); 0 when none is.",
+     [](const shard_metrics& s) {
+       return s.counters.blocked_lanes == 0 ? std::string("0")
+                                            : seconds_text(s.counters.blocked_since);
+     }},
 };
 #undef SLUICE_PROMETHEUS_COUNTER
 }  // namespace detail
@@ -107,6 +130,7 @@ inline std::string to_prometheus(std::span<const metrics_snapshot> snapshots) {
     out.append("# TYPE ").append(family.name).append(" ").append(family.type).append("\n");
     for (const metrics_snapshot& snapshot : snapshots) {
       for (const shard_metrics& shard : snapshot.shards) {
+        if (family.present != nullptr && !family.present(shard)) continue;
         out.append(family.name).append("{mapping=\"");
         detail::append_label_value(out, snapshot.mapping_name);
         out.append("\",shard=\"").append(std::to_string(shard.shard_id)).append("\"} ");
@@ -129,6 +153,15 @@ inline std::string to_prometheus(std::span<const metrics_snapshot> snapshots) {
       detail::append_label_value(out, shard.counters.last_destination_error);
       out.append("\"} 1\n");
     }
+  }
+  // Per mapping: what it holds between source and handler.
+  out.append(
+      "# HELP sluice_buffered_records Records read from the source and not yet finished.\n"
+      "# TYPE sluice_buffered_records gauge\n");
+  for (const metrics_snapshot& snapshot : snapshots) {
+    out.append("sluice_buffered_records{mapping=\"");
+    detail::append_label_value(out, snapshot.mapping_name);
+    out.append("\"} ").append(std::to_string(snapshot.buffered_records)).append("\n");
   }
   return out;
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -252,10 +254,28 @@ class database {
   /// Checks the path (and creates the file with options_.file_mode) before SQLite opens it:
   /// SQLite would block on a FIFO, create the file with the umask's mode, and report the errno
   /// of its last fallback rather than the real cause.
+  ///
+  /// An existing file is checked without opening it: closing any descriptor of a file releases
+  /// every POSIX lock this process holds on it, SQLite's included, and another process could
+  /// then take the file for unused and checkpoint and delete the WAL under this process's other
+  /// connections (a stream, checkpoint store and destination sharing one file). Only a file this
+  /// call creates is opened here; nothing can hold locks on it yet.
   void prepare_file() {
     const mode_t mode =
         sluice::detail::checked_file_mode("open_options::file_mode", options_.file_mode);
     if (file_.empty() || file_ == ":memory:" || file_.rfind("file:", 0) == 0) return;
+    struct stat info {};
+    if (::stat(file_.c_str(), &info) == 0) {
+      if (!S_ISREG(info.st_mode)) {
+        throw detail::make_os_error(file_, S_ISDIR(info.st_mode) ? EISDIR : EINVAL, "opening",
+                                    std::string("it is ") +
+                                        sluice::detail::file_kind(info.st_mode) +
+                                        ", not a regular file");
+      }
+      if (::access(file_.c_str(), options_.read_only ? R_OK : R_OK | W_OK) != 0)
+        throw detail::make_os_error(file_, errno, "opening", "cannot open the file");
+      return;
+    }
     const bool create = options_.create && !options_.read_only;
     const auto opened = sluice::detail::open_regular_file(
         file_, options_.read_only ? O_RDONLY : O_RDWR, create, mode);

@@ -344,6 +344,8 @@ template <class T>
 inline constexpr int option_kind<traits_option<T>> = 8;
 template <>
 inline constexpr int option_kind<stage_error_option> = 9;
+template <>
+inline constexpr int option_kind<events_option> = 10;
 
 template <class Opt>
 constexpr bool argument_is_an_option() {
@@ -351,7 +353,8 @@ constexpr bool argument_is_an_option() {
   static_assert(ok,
                 "sluice::run / sluice::start: an argument after the mapping is not an option; the "
                 "options are sluice::checkpoints(store), with_clock(clock), mapping_name(name), "
-                "with_traits<T>(), on_stage_error(policy), stop_when(token) (run only), "
+                "with_traits<T>(), on_stage_error(policy), events(sink), stop_when(token) (run "
+                "only), "
                 "workers(n), pollers(n) and "
                 "execution(mode) (start only)");
   return ok;

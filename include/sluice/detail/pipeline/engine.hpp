@@ -31,6 +31,7 @@
 #include "sluice/detail/pipeline/lane.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
 #include "sluice/error.hpp"
+#include "sluice/events.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/metrics.hpp"
@@ -149,6 +150,7 @@ class engine {
     std::uint32_t read_failures = 0;  // consecutive: the back-off of retry_at
     std::uint64_t rng = 0;
     [[no_unique_address]] typename read_cursor_of<source_type>::type cursor;
+    bool stage_blocked = false;  // delivering a failed stage keeps failing (blocked_lanes)
   };
 
   /// What lane_job reads: the handler, destination, retry settings, clock and stop flag.
@@ -160,10 +162,12 @@ class engine {
     auto& destination() { return traits::destination(e->mapping_); }
     const retry_config& retry;
     const std::string& stream_name;
+    event_sink* events() const noexcept { return e->events_; }
+    const std::string& mapping_name() const noexcept { return e->name_; }
   };
 
   engine(M&& m, Clock& clock, Store& store, std::string name,
-         stage_error_policy stage_errors = stage_error_policy::stop)
+         stage_error_policy stage_errors = stage_error_policy::stop, event_sink* events = nullptr)
       : mapping_(std::move(m)),
         clock_(&clock),
         store_(&store),
@@ -172,7 +176,8 @@ class engine {
         retry_(traits::retry(mapping_)),
         stream_name_(std::string(source().name())),
         context_{this, retry_, stream_name_},
-        stage_errors_(stage_errors) {
+        stage_errors_(stage_errors),
+        events_(events) {
     if (stage_errors_ == stage_error_policy::to_destination && !traits::has_destination)
       reject("on_stage_error", "to_destination",
              "stop, or to_destination in a mapping with sluice::on_failure(destination)");
@@ -439,7 +444,16 @@ class engine {
   bool update_checkpoint(shard_state& s) {
     const sequence_number_t cp = checkpoint_of(s);
     if (cp <= s.saved) return false;
-    store_->save(name_, s.id, cp);
+    if (events_ == nullptr) [[likely]] {
+      store_->save(name_, s.id, cp);
+    } else {
+      try {
+        store_->save(name_, s.id, cp);
+      } catch (...) {
+        raise_checkpoint_failed(s, cp, std::current_exception());
+        throw;
+      }
+    }
     s.saved = cp;
     if constexpr (acknowledges) source().acknowledge(this, s.id, cp);
     s.checkpoint.store(cp, std::memory_order_seq_cst);  // read by caught-up waiters (runtime)
@@ -454,6 +468,9 @@ class engine {
       sm.shard_id = s->id;
       sm.counters = s->counters.snapshot();
       sm.checkpoint = s->checkpoint.load(std::memory_order_acquire);
+      // Lag in records needs gap-free numbering (and a source safe to ask from any thread).
+      if constexpr (gap_free)
+        sm.last_sequence = unwrap(mapping_.source.source).last_sequence(s->id);
       m.total += sm.counters;
       m.shards.push_back(sm);
     }
@@ -691,8 +708,15 @@ class engine {
         rec.records.push_back(std::move(*f.record));
         rec.reported_failed.push_back(false);
       }
-      if (const auto again = deliver_or_back_off(traits::destination(mapping_), rec, s.counters,
-                                                 now, retry_.backoff, s.read_failures, s.rng)) {
+      if (events_ != nullptr && !s.stage_blocked) [[unlikely]]  // once, not per redelivery
+        raise(event_kind::batch_discarded, s, f.sequence, now, type, message, &rec);
+      if (const auto again = deliver_or_back_off(
+              traits::destination(mapping_), rec, s.counters, now, retry_.backoff, s.read_failures,
+              s.rng, s.stage_blocked, [&](event_kind kind, const error_info* error) {
+                if (events_ != nullptr) [[unlikely]]
+                  raise(kind, s, f.sequence, now, error ? error->type : std::string_view(),
+                        error ? error->message : std::string_view(), &rec);
+              })) {
         s.retry_at = *again;
         next_deadline = std::min(next_deadline, s.retry_at);
         return false;
@@ -704,6 +728,38 @@ class engine {
     } else {
       return false;  // not reached: the constructor requires a destination for to_destination
     }
+  }
+
+  /// An event about a failed stage's record (sequence `seq` of shard s).
+  template <class Rec>
+  [[gnu::noinline]] void raise(event_kind kind, const shard_state& s, sequence_number_t seq,
+                               time_point now, std::string_view error_type,
+                               std::string_view error_message, const Rec* rec) {
+    event e;
+    e.kind = kind;
+    e.time = now;
+    e.mapping = name_;
+    e.shard = s.id;
+    e.first_sequence = e.last_sequence = seq;
+    e.records = 1;
+    e.condition = to_string(rec->condition);
+    e.error_type = error_type;
+    e.error_message = error_message;
+    events_->on_event(e);
+  }
+
+  [[gnu::noinline]] void raise_checkpoint_failed(const shard_state& s, sequence_number_t cp,
+                                                 const std::exception_ptr& error) {
+    const error_info info = describe(error);
+    event e;
+    e.kind = event_kind::checkpoint_failed;
+    e.time = clock_->now();
+    e.mapping = name_;
+    e.shard = s.id;
+    e.first_sequence = e.last_sequence = cp;
+    e.error_type = info.type;
+    e.error_message = info.message;
+    events_->on_event(e);
   }
 
   /// The per-record sink: the handler is called in the read loop, record by record, in
@@ -795,6 +851,7 @@ class engine {
   const std::string stream_name_;
   context context_;
   stage_error_policy stage_errors_;
+  event_sink* events_;  // sluice::events(sink), or null
 };
 
 }  // namespace detail

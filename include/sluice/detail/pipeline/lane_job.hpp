@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sluice/batch.hpp"
+#include "sluice/events.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/stages.hpp"
@@ -77,34 +78,48 @@ inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
 /// the destination. Delivered: the error kept in the shard's metrics is cleared, the records
 /// count as delivered, and the result is empty. Not delivered: the error stays visible
 /// (last_destination_error) while the caller retries, `failures` goes up, and the result is
-/// when to try again (back-off).
-template <class Destination, class R>
+/// when to try again (back-off). `blocked` is the caller's "its deliveries are failing" state:
+/// the first failure blocks it (counted in blocked_lanes), the next delivery unblocks it.
+/// notify(kind, error or null) is told dead_letter_delivered, lane_blocked and lane_unblocked
+/// (the events hook; a no-op without a sink).
+template <class Destination, class R, class Notify>
 std::optional<time_point> deliver_or_back_off(Destination& destination,
                                               const on_failure_record<R>& rec,
                                               live_counters& counters, time_point now,
                                               const backoff& policy, std::uint32_t& failures,
-                                              std::uint64_t& rng) {
-  std::string error;
+                                              std::uint64_t& rng, bool& blocked, Notify&& notify) {
+  std::optional<error_info> error;
   try {
     deliver_to(destination, rec);
   } catch (...) {
-    const error_info e = describe(std::current_exception());
-    error = e.type + ": " + e.message;
+    error = describe(std::current_exception());
   }
-  if (error.empty()) {
+  if (!error) {
     counters.clear_destination_error();
     live_counters::add(counters.delivered, rec.batch_size);
+    notify(event_kind::dead_letter_delivered, nullptr);
+    if (blocked) {
+      blocked = false;
+      counters.lane_unblocked();
+      notify(event_kind::lane_unblocked, nullptr);
+    }
     return std::nullopt;
   }
   live_counters::add(counters.destination_failures, 1);
-  counters.set_destination_error(std::move(error), now);
+  if (!blocked) {
+    blocked = true;
+    counters.lane_blocked(now);
+    notify(event_kind::lane_blocked, &*error);
+  }
+  counters.set_destination_error(error->type + ": " + error->message, now);
   ++failures;
   return now + policy.delay(failures, splitmix64(rng));
 }
 
 /// Everything a job needs from its mapping comes through an explicit context (the engine's
 /// `context`): env.now(), env.stop_requested(), env.handler(), env.destination(), env.retry
-/// (retry_config), env.stream_name (std::string).
+/// (retry_config), env.stream_name (std::string), and optionally env.events() (the mapping's
+/// event_sink or null) with env.mapping_name().
 template <class R, class Policies>
 class lane_job {
  public:
@@ -200,6 +215,7 @@ class lane_job {
       case outcome::partial:  // S-5.2: records before L are finished; [L, end] starts afresh
         live_counters::add(counters.succeeded, lowest_failed - seg.begin);
         live_counters::add(counters.failed_invoke, seg.end - lowest_failed);
+        raise_failed(env, lowest_failed, seg.end, seg.invocations, now);
         finish_to(lowest_failed);
         seg = segment{lowest_failed, seg.end};
         consecutive_failures_ = 0;
@@ -207,10 +223,12 @@ class lane_job {
       case outcome::throttle:  // S-4.4: no attempt consumed, never bisected
         live_counters::add(counters.throttles, 1);
         live_counters::add(counters.failed_invoke, n);
+        raise_failed(env, seg.begin, seg.end, seg.invocations, now);
         back_off(env, now);
         return;
       case outcome::failure:
         live_counters::add(counters.failed_invoke, n);
+        raise_failed(env, seg.begin, seg.end, seg.invocations, now);
         if constexpr (Policies::bisect) {  // S-5.3: split, first half first, fresh counts
           if (n > 1) {
             const std::uint32_t mid = seg.begin + (n + 1) / 2;
@@ -314,7 +332,20 @@ class lane_job {
       (void)env;
       (void)condition;
       (void)invocations;
-      (void)now;
+      if (has_sink(env)) [[unlikely]] {
+        on_failure_record<R> rec;  // the coordinates only: nothing is delivered
+        rec.condition = condition;
+        rec.start_sequence_number = sluice::sequence_number(records_[from]);
+        rec.end_sequence_number = sluice::sequence_number(records_[to - 1]);
+        rec.batch_size = to - from;
+        rec.timestamp = now;
+        rec.approximate_invoke_count = std::max<std::uint32_t>(1, invocations);
+        if (invocations > 0 && last_error_) {
+          rec.error_type = last_error_->type;
+          rec.error_message = last_error_->message;
+        }
+        raise(env, event_kind::batch_discarded, rec);
+      }
       live_counters::add(counters.dropped, to - from);
       finish_to(to);
     } else {
@@ -341,6 +372,7 @@ class lane_job {
           for (std::uint32_t i = from; i < to; ++i) rec->reported_failed[i - from] = reported_[i];
         }
       }
+      raise(env, event_kind::batch_discarded, *rec);
       pending_ = std::move(rec);
       pending_end_ = to;
     }
@@ -352,8 +384,13 @@ class lane_job {
   template <class Env>
   bool deliver_pending(Env& env, live_counters& counters) {
     if constexpr (Policies::has_destination) {
-      if (const auto again = deliver_or_back_off(env.destination(), *pending_, counters, env.now(),
-                                                 env.retry.backoff, consecutive_failures_, rng_)) {
+      if (const auto again = deliver_or_back_off(
+              env.destination(), *pending_, counters, env.now(), env.retry.backoff,
+              consecutive_failures_, rng_, blocked_, [&](event_kind kind, const error_info* error) {
+                if (has_sink(env)) [[unlikely]]
+                  raise(env, kind, *pending_, error ? error->type : std::string_view(),
+                        error ? error->message : std::string_view());
+              })) {
         next_attempt_ = *again;
         return false;
       }
@@ -361,6 +398,69 @@ class lane_job {
       finish_to(pending_end_);
     }
     return true;
+  }
+
+  template <class Env>
+  static bool has_sink(Env& env) noexcept {
+    if constexpr (requires { env.events(); })
+      return env.events() != nullptr;
+    else
+      return false;
+  }
+
+  /// An attempt of records [from, to) failed (function error, throttle or reported failures).
+  template <class Env>
+  [[gnu::noinline]] void raise_failed(Env& env, std::uint32_t from, std::uint32_t to,
+                                      std::uint32_t attempts, time_point now) {
+    if (!has_sink(env)) [[likely]]
+      return;
+    if constexpr (requires { env.events(); }) {
+      event e;
+      e.kind = event_kind::batch_failed;
+      e.time = now;
+      e.mapping = env.mapping_name();
+      e.shard = shard_;
+      e.first_sequence = sluice::sequence_number(records_[from]);
+      e.last_sequence = sluice::sequence_number(records_[to - 1]);
+      e.records = to - from;
+      e.attempts = attempts;
+      if (last_error_) {
+        e.error_type = last_error_->type;
+        e.error_message = last_error_->message;
+      }
+      env.events()->on_event(e);
+    }
+  }
+
+  /// An event about an on-failure record (discarded, delivered, blocking or unblocking its lane).
+  template <class Env>
+  [[gnu::noinline]] void raise(Env& env, event_kind kind, const on_failure_record<R>& rec,
+                               std::string_view error_type = {},
+                               std::string_view error_message = {}) {
+    if constexpr (requires { env.events(); }) {
+      event_sink* sink = env.events();
+      if (sink == nullptr) return;
+      event e;
+      e.kind = kind;
+      e.time = kind == event_kind::batch_discarded ? rec.timestamp : env.now();
+      e.mapping = env.mapping_name();
+      e.shard = shard_;
+      e.first_sequence = rec.start_sequence_number;
+      e.last_sequence = rec.end_sequence_number;
+      e.records = rec.batch_size;
+      e.condition = to_string(rec.condition);
+      if (!error_type.empty() || !error_message.empty()) {
+        e.error_type = error_type;
+        e.error_message = error_message;
+      } else if (kind == event_kind::batch_discarded) {
+        e.attempts = rec.approximate_invoke_count;
+        if (rec.error_type) e.error_type = *rec.error_type;
+        if (rec.error_message) e.error_message = *rec.error_message;
+      }
+      sink->on_event(e);
+    } else {
+      (void)env, (void)kind, (void)rec, (void)error_type, (void)error_message;
+    }
   }
 
   void finish_to(std::uint32_t index) noexcept {
@@ -379,6 +479,7 @@ class lane_job {
   std::uint32_t consecutive_failures_ = 0;
   time_point next_attempt_{};
   bool waiting_ = false;
+  bool blocked_ = false;  // deliveries of pending_ are failing: counted in blocked_lanes
   std::uint64_t rng_;
 };
 
