@@ -66,7 +66,9 @@ TEST(JsonLinesKill, KillsMidWriteNeverLeaveATornLine) {
   int torn = 0;
   int rounds = 0;
   constexpr int kills = 16;
-  const auto give_up = std::chrono::steady_clock::now() + 20s;  // the whole test's hang guard
+  // The whole test's hang guard. Generous: on a loaded machine the child may wait for a core, and
+  // a round that ends before it tore a line proves nothing (the check below needs two tears).
+  const auto give_up = std::chrono::steady_clock::now() + 120s;
   for (int round = 0; round < kills && std::chrono::steady_clock::now() < give_up; ++round) {
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
@@ -76,7 +78,7 @@ TEST(JsonLinesKill, KillsMidWriteNeverLeaveATornLine) {
     const bool mid_write = random() % 5 != 0;
     int mid_writes_seen = 0;
     const int let_pass = static_cast<int>(random() % 3);
-    const auto round_limit = std::chrono::steady_clock::now() + 1s;
+    const auto round_limit = std::chrono::steady_clock::now() + 6s;
     bool was_mid = false;
     while (std::chrono::steady_clock::now() < round_limit) {
       const bool mid = ends_mid_line(watch);
