@@ -938,24 +938,28 @@ void draw_progress(bool show, std::size_t done, std::size_t total, std::int64_t 
   std::fflush(stderr);
 }
 
-int redrive(sq::database& db, const args& a) {
-  const std::vector<std::int64_t> ids = ids_of(a, 1);
-  if (ids.empty() == !a.flag("--all"))
-    throw usage_error("sluice dead-letters redrive takes either <id>... or --all");
-  std::vector<failure_row> chosen = failures_of(db, a, ids);
-  // The stream: in this file, or attached from --stream-file.
-  std::string prefix;  // "" or "stream."
+/// The stream's tables: in this file (returns ""), or in the file --stream-file names, attached
+/// as "stream" (returns "stream."). Fails with a clear error when neither holds a stream.
+std::string stream_tables(sq::database& db, const args& a) {
   if (auto stream_file = a.option("--stream-file")) {
     sq::database check = open_file(*stream_file);
     need_component(check, "stream", sq::stream_schema_version, "stream");
     sq::statement attach = db.prepare("ATTACH DATABASE ?1 AS stream");
     attach.bind_text(1, *stream_file);
     attach.step();
-    prefix = "stream.";
-  } else {
-    need_component(db, "stream", sq::stream_schema_version,
-                   "stream (give the stream's file with --stream-file)");
+    return "stream.";
   }
+  need_component(db, "stream", sq::stream_schema_version,
+                 "stream (give the stream's file with --stream-file)");
+  return "";
+}
+
+int redrive(sq::database& db, const args& a) {
+  const std::vector<std::int64_t> ids = ids_of(a, 1);
+  if (ids.empty() == !a.flag("--all"))
+    throw usage_error("sluice dead-letters redrive takes either <id>... or --all");
+  std::vector<failure_row> chosen = failures_of(db, a, ids);
+  const std::string prefix = stream_tables(db, a);
   db.require_schema("redrive", redrive_schema_version, redrive_schema);
   const bool progress = a.flag("--progress") || isatty(2) != 0;
   std::size_t done = 0, redriven = 0, skipped = 0;
@@ -1165,18 +1169,7 @@ int reset_checkpoints(const args& a) {
                       ": expected trim_horizon, latest, at_timestamp:T or sequence:N");
   sq::database db = open_file(a.positional[0]);
   need_component(db, "checkpoints", sq::checkpoint_schema_version, "checkpoints");
-  std::string prefix;
-  if (auto stream_file = a.option("--stream-file")) {
-    sq::database check = open_file(*stream_file);
-    need_component(check, "stream", sq::stream_schema_version, "stream");
-    sq::statement attach = db.prepare("ATTACH DATABASE ?1 AS stream");
-    attach.bind_text(1, *stream_file);
-    attach.step();
-    prefix = "stream.";
-  } else {
-    need_component(db, "stream", sq::stream_schema_version,
-                   "stream (give the stream's file with --stream-file)");
-  }
+  const std::string prefix = stream_tables(db, a);
   std::vector<stream_info> streams;
   {
     sq::statement s = db.prepare("SELECT stream_id, name, shards FROM " + prefix +
