@@ -80,6 +80,13 @@ inline std::string_view trim_front(std::string_view t) {
   return t;
 }
 
+/// simdjson 3.0's On-Demand document has no public end-of-input test; its iterator has one.
+struct document_access : simdjson::ondemand::document {
+  static bool at_end(simdjson::ondemand::document& doc) noexcept {
+    return (doc.*(&document_access::iter)).at_end();
+  }
+};
+
 class json_walker {
  public:
   explicit json_walker(field_reader& r) : r_(r) {}
@@ -150,12 +157,6 @@ class json_walker {
 
   /// text: the document's text, to check that nothing follows a root object or array.
   bool document(simdjson::ondemand::document& doc, std::string_view text) {
-    // simdjson 3.0's On-Demand has no public end-of-document test: the root value's extent
-    // (found by skipping over the structure, no value parsed) must be the whole text.
-    std::string_view extent;
-    if (doc.raw_json().get(extent) != simdjson::SUCCESS) return false;
-    if (trim_token(extent) != trim_token(trim_front(text))) return false;
-    doc.rewind();
     simdjson::ondemand::json_type type{};
     if (doc.type().get(type) != simdjson::SUCCESS) return false;
     const std::uint32_t node = field_reader::root();
@@ -175,33 +176,37 @@ class json_walker {
         break;
       }
       case simdjson::ondemand::json_type::string: {
-        std::string_view s;
+        // A root scalar is the document's one token: nothing may follow it.
+        std::string_view token, s;
+        if (doc.raw_json_token().get(token) != simdjson::SUCCESS) return false;
+        if (trim_token(token) != trim_token(trim_front(text))) return false;
         if (doc.get_string().get(s) != simdjson::SUCCESS) return false;
         r_.add(node, leaf_kind::string, s);
-        break;
+        return true;
       }
       case simdjson::ondemand::json_type::number: {
         std::string_view t;
         if (doc.raw_json_token().get(t) != simdjson::SUCCESS) return false;
         t = trim_token(t);
-        if (!is_json_number(t)) return false;
+        if (t != trim_token(trim_front(text)) || !is_json_number(t)) return false;
         r_.add(node, leaf_kind::number, t);
-        break;
+        return true;
       }
       case simdjson::ondemand::json_type::boolean: {
         bool b = false;
         if (doc.get_bool().get(b) != simdjson::SUCCESS) return false;
         r_.add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
-        break;
+        return true;
       }
       case simdjson::ondemand::json_type::null: {
         bool is_null = false;
         if (doc.is_null().get(is_null) != simdjson::SUCCESS || !is_null) return false;
         r_.add(node, leaf_kind::null, {});
-        break;
+        return true;
       }
     }
-    return true;
+    // The root object or array was iterated to its end: nothing may follow it.
+    return document_access::at_end(doc);
   }
 
  private:

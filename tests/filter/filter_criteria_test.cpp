@@ -208,6 +208,26 @@ TEST(FilterCriteria, OneMatcherOverManyPatternsAnswersAsEachPatternAlone) {
   }
 }
 
+TEST(FilterCriteria, LongValueListsAreHashedAndAnswerTheSame) {
+  // More than 8 values on one path switch the index from a scanned list to a hash map.
+  std::string list, ic;
+  for (int i = 0; i < 20; ++i) {
+    list += (i ? ", " : "") + std::string("\"v") + std::to_string(i) + "\", " + std::to_string(i);
+    ic += (i ? ", " : "") + std::string(R"({"equals-ignore-case": "W)") + std::to_string(i) + "\"}";
+  }
+  auto f = sluice::filter_criteria(R"({"data": {"a": [)" + list + "]}}",
+                                   R"({"data": {"b": [)" + ic + "]}}");
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(f.pred(rec("k", 1, R"({"a": "v)" + std::to_string(i) + R"("})")));
+    EXPECT_TRUE(f.pred(rec("k", 1, R"({"a": )" + std::to_string(i) + "}")));
+    EXPECT_TRUE(f.pred(rec("k", 1, R"({"b": "w)" + std::to_string(i) + R"("})")));
+  }
+  EXPECT_FALSE(f.pred(rec("k", 1, R"({"a": "v20"})")));
+  EXPECT_FALSE(f.pred(rec("k", 1, R"({"a": 20})")));
+  EXPECT_FALSE(f.pred(rec("k", 1, R"({"a": "V1"})")));
+  EXPECT_FALSE(f.pred(rec("k", 1, R"({"b": "w20"})")));
+}
+
 // ---- a user type exposes its fields without JSON ----------------------------------------------
 
 struct order {

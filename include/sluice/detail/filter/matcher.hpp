@@ -76,6 +76,35 @@ struct string_hash {
 using field_map =
     std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>;
 
+/// Values -> the fields they satisfy: a short list is scanned (cheaper than hashing a few
+/// keys), a long one hashed; finish() picks once all patterns are added.
+class value_index {
+ public:
+  std::vector<std::uint32_t>& operator[](std::string_view key) {
+    for (auto& [k, v] : list_)
+      if (k == key) return v;
+    return list_.emplace_back(std::string(key), std::vector<std::uint32_t>{}).second;
+  }
+  void finish() {
+    if (list_.size() > 8)
+      for (const auto& [k, v] : list_) map_.emplace(k, v);
+  }
+  bool empty() const noexcept { return list_.empty(); }
+  const std::vector<std::uint32_t>* find(std::string_view key) const {
+    if (map_.empty()) {
+      for (const auto& [k, v] : list_)
+        if (k == key) return &v;
+      return nullptr;
+    }
+    auto it = map_.find(key);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::vector<std::uint32_t>>> list_;
+  field_map map_;
+};
+
 constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 inline std::string lowered(std::string_view s) {
   std::string out(s);
@@ -212,7 +241,7 @@ struct listed_test {
 };
 
 struct path_tests {
-  field_map strings, numbers, ignore_case;
+  value_index strings, numbers, ignore_case;
   std::vector<std::uint32_t> on_true, on_false, on_null, exists_true, exists_false;
   std::vector<listed_test> listed;
   bool wants_number = false;  // a numeric test: convert number values
@@ -266,6 +295,11 @@ class compiled_criteria {
       parse_result r = parse_pattern(text);
       if (!r.ok()) throw_error(i, r.position, r.rule, text, "");
       for (auto& branch : expand(r.tree)) add_pattern(branch);
+    }
+    for (auto& t : paths_) {
+      t.strings.finish();
+      t.numbers.finish();
+      t.ignore_case.finish();
     }
   }
 
@@ -331,14 +365,10 @@ class compiled_criteria {
         const std::vector<std::uint32_t>* hit = nullptr;
         switch (v.kind) {
           case leaf_kind::string:
-            if (!t.strings.empty()) {
-              if (auto it = t.strings.find(v.text); it != t.strings.end()) hit = &it->second;
-            }
+            if (!t.strings.empty()) hit = t.strings.find(v.text);
             break;
           case leaf_kind::number:
-            if (!t.numbers.empty()) {
-              if (auto it = t.numbers.find(v.text); it != t.numbers.end()) hit = &it->second;
-            }
+            if (!t.numbers.empty()) hit = t.numbers.find(v.text);
             break;
           case leaf_kind::boolean_true:
             hit = &t.on_true;
@@ -355,8 +385,8 @@ class compiled_criteria {
         if (v.kind == leaf_kind::string && !t.ignore_case.empty()) {
           s.lower.assign(v.text);
           for (char& c : s.lower) c = ascii_lower(c);
-          if (auto it = t.ignore_case.find(std::string_view(s.lower)); it != t.ignore_case.end())
-            for (auto f : it->second) matched |= mark(s, f, data_ok);
+          if (const auto* fields = t.ignore_case.find(s.lower); fields != nullptr)
+            for (auto f : *fields) matched |= mark(s, f, data_ok);
         }
         if (t.listed.empty()) continue;
         double number = 0;
