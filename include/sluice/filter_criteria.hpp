@@ -250,6 +250,10 @@ inline filter_stage<criteria_matcher> filter_criteria(const std::vector<std::str
   return {
       criteria_matcher(std::make_shared<const detail::filter::compiled_criteria>(texts, limits))};
 }
+inline filter_stage<criteria_matcher> filter_criteria(filter_limits limits,
+                                                      const std::vector<std::string>& patterns) {
+  return filter_criteria(patterns, limits);
+}
 
 // ---- compile-time patterns --------------------------------------------------------------------
 

@@ -3,10 +3,10 @@
 // std::string, std::string_view, or a contiguous range of char, unsigned char or std::byte are
 // parsed as JSON; the reader walks the document once and descends only into the fields some
 // pattern addresses (arrays are flattened: an array matches if any element matches).
-// A payload that is not JSON fails every pattern that addresses `data` (S-6.3). "Not JSON" is
-// what simdjson's walk finds: the whole document's structure (brackets, strings, UTF-8) and every
-// value under an addressed field are checked; a malformed scalar inside a field no pattern
-// addresses (e.g. `{"a": tru, "b": 1}` filtered on b) is skipped, not detected.
+// A payload that is not JSON fails every pattern that addresses `data` (S-6.3): the walk visits
+// and checks every value of the document (simdjson checks the structure and UTF-8; the walk
+// checks each string's escapes, number and literal), so whether a payload is JSON never depends
+// on which fields the patterns address.
 #pragma once
 
 #include <simdjson.h>
@@ -80,6 +80,59 @@ inline std::string_view trim_front(std::string_view t) {
   return t;
 }
 
+/// Checks the escapes of a string simdjson's stage 1 found (it checked the quotes and UTF-8):
+/// p points after the opening quote. Returns false on an invalid escape.
+inline bool check_escapes(const char* p) {
+  for (;; ++p) {
+    if (*p == '"') return true;
+    if (*p != '\\') continue;
+    ++p;
+    switch (*p) {
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+        break;
+      case 'u': {
+        // As simdjson's unescaping: a high surrogate needs a low one after it, a low one alone
+        // is an error.
+        auto code = [](const char* h) {
+          int v = 0;
+          for (int k = 0; k < 4; ++k) {
+            const int d = hex_digit(h[k]);
+            if (d < 0) return -1;
+            v = v * 16 + d;
+          }
+          return v;
+        };
+        const int cp = code(p + 1);
+        if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
+        p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (p[1] != '\\' || p[2] != 'u') return false;
+          const int low = code(p + 3);
+          if (low < 0xDC00 || low > 0xDFFF) return false;
+          p += 6;
+        }
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+}
+
+/// A string value no pattern addresses: checked without unescaping it.
+inline bool check_string_token(std::string_view token) {
+  if (token.size() < 2 || token.front() != '"') return false;
+  if (std::memchr(token.data(), '\\', token.size()) == nullptr) return true;
+  return check_escapes(token.data() + 1);
+}
+
 /// simdjson 3.0's On-Demand document has no public end-of-input test; its iterator has one.
 struct document_access : simdjson::ondemand::document {
   static bool at_end(simdjson::ondemand::document& doc) noexcept {
@@ -92,15 +145,17 @@ class json_walker {
   explicit json_walker(field_reader& r) : r_(r) {}
 
   /// A value (not the document) at node.
+  /// A value (not the document) at node; node npos32: a value no pattern addresses, which is
+  /// only checked.
   bool value(simdjson::ondemand::value v, std::uint32_t node) {
     simdjson::ondemand::json_type type{};
     if (v.type().get(type) != simdjson::SUCCESS) return false;
+    const bool addressed = node != npos32 && r_.addressed(node);
     switch (type) {
       case simdjson::ondemand::json_type::object: {
-        if (!r_.has_children(node)) return true;  // skipped by the parent's iteration
         simdjson::ondemand::object o;
         if (v.get_object().get(o) != simdjson::SUCCESS) return false;
-        return object(o, node);
+        return object(o, node != npos32 && r_.has_children(node) ? node : npos32);
       }
       case simdjson::ondemand::json_type::array: {
         simdjson::ondemand::array a;
@@ -112,44 +167,52 @@ class json_walker {
         return true;
       }
       case simdjson::ondemand::json_type::string: {
-        if (!r_.addressed(node)) return true;
+        if (!addressed) {
+          // Checked without unescaping, then consumed (a value left unconsumed is skipped by
+          // the parent's iteration, which checks less).
+          simdjson::ondemand::raw_json_string raw;
+          return check_string_token(v.raw_json_token()) &&
+                 v.get_raw_json_string().get(raw) == simdjson::SUCCESS;
+        }
         std::string_view s;
         if (v.get_string().get(s) != simdjson::SUCCESS) return false;
         r_.add(node, leaf_kind::string, s);
         return true;
       }
       case simdjson::ondemand::json_type::number: {
-        if (!r_.addressed(node)) return true;
         std::string_view t = trim_token(v.raw_json_token());
         if (!is_json_number(t)) return false;
-        r_.add(node, leaf_kind::number, t);
+        if (addressed) r_.add(node, leaf_kind::number, t);
         return true;
       }
       case simdjson::ondemand::json_type::boolean: {
-        if (!r_.addressed(node)) return true;
         bool b = false;
         if (v.get_bool().get(b) != simdjson::SUCCESS) return false;
-        r_.add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
+        if (addressed) r_.add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
         return true;
       }
       case simdjson::ondemand::json_type::null: {
-        if (!r_.addressed(node)) return true;
         bool is_null = false;
         if (v.is_null().get(is_null) != simdjson::SUCCESS || !is_null) return false;
-        r_.add(node, leaf_kind::null, {});
+        if (addressed) r_.add(node, leaf_kind::null, {});
         return true;
       }
     }
     return false;
   }
 
+  /// Every field is visited (and checked); node npos32: none is addressed.
   bool object(simdjson::ondemand::object& o, std::uint32_t node) {
     for (auto field : o) {
-      std::string_view key;
       if (field.error() != simdjson::SUCCESS) return false;
-      if (field.unescaped_key().get(key) != simdjson::SUCCESS) return false;
-      const std::uint32_t next = r_.child(node, key);
-      if (next == npos32) continue;  // On-Demand skips the value
+      std::uint32_t next = npos32;
+      if (node == npos32) {
+        if (!check_escapes(field.key().raw())) return false;
+      } else {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS) return false;
+        next = r_.child(node, key);
+      }
       if (!value(field.value(), next)) return false;
     }
     return true;
@@ -163,7 +226,8 @@ class json_walker {
     switch (type) {
       case simdjson::ondemand::json_type::object: {
         simdjson::ondemand::object o;
-        if (doc.get_object().get(o) != simdjson::SUCCESS || !object(o, node)) return false;
+        if (doc.get_object().get(o) != simdjson::SUCCESS) return false;
+        if (!object(o, r_.has_children(node) ? node : npos32)) return false;
         break;
       }
       case simdjson::ondemand::json_type::array: {

@@ -321,6 +321,17 @@ inline constexpr match_case match_cases[] = {
   {R"({"data": {"a": ["x"]}})", R"({"a": "x\q"})", false},
   {R"({"data": {"a": [{"anything-but": "y"}]}})", R"({"a": "x"]})", false},
   {R"({"data": ["x"]})", R"("x" "y")", false},
+  // the whole payload is checked, not only the addressed fields: whether it is JSON does not
+  // depend on the patterns
+  {R"({"data": {"b": [{"exists": false}]}})", R"({"a": "\ud800"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a": tru, "b": "x"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a": "\q", "b": "x"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a\q": 1, "b": "x"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a": [1, 2,], "b": "x"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a": {"c": 01}, "b": "x"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a": {"c": nul}, "b": "x"})", false},
+  {R"({"data": {"b": ["x"]}})", R"({"a": "\ud83d\ude00", "b": "x"})", true},
+  {R"({"data": {"b": ["x"]}})", R"({"a": "\u00e9\n\"", "b": "x"})", true},
 };
 
 struct error_case {
