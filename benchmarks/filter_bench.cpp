@@ -362,7 +362,7 @@ BENCHMARK(BM_sluice_compile_time_5)->Unit(benchmark::kMillisecond);
 int main(int argc, char** argv) {
   (void)events();
   sluice_bench::collecting_reporter reporter;
-  if (!sluice_bench::run_benchmarks(argc, argv, reporter, {"--benchmark_repetitions=3"})) return 1;
+  if (!sluice_bench::run_benchmarks(argc, argv, reporter)) return 1;
   auto ns = [&](const char* name) {
     const double rate = reporter.get(name).rate();
     return rate > 0 ? 1e9 / rate : 0.0;

@@ -96,6 +96,10 @@ concept has_field_list = requires {
   filter_fields<T>::fields;
 };
 template <class T>
+concept has_validator = requires(const T& v) {
+  { filter_fields<T>::valid(v) } -> std::convertible_to<bool>;
+};
+template <class T>
 concept exposes_fields = has_reader<T> || has_field_list<T>;
 
 template <class T>
@@ -202,12 +206,20 @@ bool matches(const compiled_criteria& c, const R& rec) {
     text += static_cast<char>('0' + frac % 10);
     reader.add_to_path(p, leaf_kind::number, reader.keep(text));
   }
-  bool data_ok = true;
-  if (c.addresses_data()) {
-    using data_t = std::remove_cvref_t<decltype(data_of(rec))>;
-    data_ok = read_fields<data_t>(data_of(rec), reader);
+  if (!c.addresses_data()) return c.evaluate(s, true);
+  using data_t = std::remove_cvref_t<decltype(data_of(rec))>;
+  const bool data_ok = read_fields<data_t>(data_of(rec), reader);
+  if (!c.evaluate(s, data_ok)) return false;
+  if constexpr (has_validator<data_t>) {
+    // A reader that extracts without checking everything: a match must not rest on a data
+    // pattern when the payload as a whole is not valid.
+    if (!data_ok) return true;  // a metadata-only pattern matched
+    c.restart(s);
+    if (c.evaluate(s, false)) return true;
+    return filter_fields<data_t>::valid(data_of(rec));
+  } else {
+    return true;
   }
-  return c.evaluate(s, data_ok);
 }
 
 }  // namespace detail::filter

@@ -3,10 +3,11 @@
 // std::string, std::string_view, or a contiguous range of char, unsigned char or std::byte are
 // parsed as JSON; the reader walks the document once and descends only into the fields some
 // pattern addresses (arrays are flattened: an array matches if any element matches).
-// A payload that is not JSON fails every pattern that addresses `data` (S-6.3): the walk visits
-// and checks every value of the document (simdjson checks the structure and UTF-8; the walk
-// checks each string's escapes, number and literal), so whether a payload is JSON never depends
-// on which fields the patterns address.
+// A payload that is not JSON fails every pattern that addresses `data` (S-6.3). The extracting
+// walk skips what no pattern addresses; when a pattern that addresses data matched, a second,
+// checking walk visits every value (simdjson checks the structure and UTF-8; the walk checks
+// each string's escapes, number and literal), so whether a payload is JSON never depends on
+// which fields the patterns address, and the full check costs only records that pass.
 #pragma once
 
 #include <simdjson.h>
@@ -140,22 +141,27 @@ struct document_access : simdjson::ondemand::document {
   }
 };
 
+/// One walk over a document. With a reader (the extracting walk), it collects the values of the
+/// addressed fields and skips the others unchecked; without one (the checking walk), it visits
+/// and checks every value.
 class json_walker {
  public:
-  explicit json_walker(field_reader& r) : r_(r) {}
+  explicit json_walker(field_reader* r) : r_(r) {}
 
-  /// A value (not the document) at node.
-  /// A value (not the document) at node; node npos32: a value no pattern addresses, which is
-  /// only checked.
+  /// A value (not the document) at node; npos32: a value no pattern addresses.
   bool value(simdjson::ondemand::value v, std::uint32_t node) {
+    const bool extracting = r_ != nullptr;
+    if (extracting && node == npos32) return true;  // skipped by the parent's iteration
     simdjson::ondemand::json_type type{};
     if (v.type().get(type) != simdjson::SUCCESS) return false;
-    const bool addressed = node != npos32 && r_.addressed(node);
+    const bool addressed = extracting && r_->addressed(node);
     switch (type) {
       case simdjson::ondemand::json_type::object: {
+        const bool nested = extracting && r_->has_children(node);
+        if (extracting && !nested) return true;  // an object is not a leaf
         simdjson::ondemand::object o;
         if (v.get_object().get(o) != simdjson::SUCCESS) return false;
-        return object(o, node != npos32 && r_.has_children(node) ? node : npos32);
+        return object(o, nested ? node : npos32);
       }
       case simdjson::ondemand::json_type::array: {
         simdjson::ondemand::array a;
@@ -168,6 +174,7 @@ class json_walker {
       }
       case simdjson::ondemand::json_type::string: {
         if (!addressed) {
+          if (extracting) return true;
           // Checked without unescaping, then consumed (a value left unconsumed is skipped by
           // the parent's iteration, which checks less).
           simdjson::ondemand::raw_json_string raw;
@@ -176,49 +183,53 @@ class json_walker {
         }
         std::string_view s;
         if (v.get_string().get(s) != simdjson::SUCCESS) return false;
-        r_.add(node, leaf_kind::string, s);
+        r_->add(node, leaf_kind::string, s);
         return true;
       }
       case simdjson::ondemand::json_type::number: {
+        if (extracting && !addressed) return true;
         std::string_view t = trim_token(v.raw_json_token());
         if (!is_json_number(t)) return false;
-        if (addressed) r_.add(node, leaf_kind::number, t);
+        if (addressed) r_->add(node, leaf_kind::number, t);
         return true;
       }
       case simdjson::ondemand::json_type::boolean: {
+        if (extracting && !addressed) return true;
         bool b = false;
         if (v.get_bool().get(b) != simdjson::SUCCESS) return false;
-        if (addressed) r_.add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
+        if (addressed) r_->add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
         return true;
       }
       case simdjson::ondemand::json_type::null: {
+        if (extracting && !addressed) return true;
         bool is_null = false;
         if (v.is_null().get(is_null) != simdjson::SUCCESS || !is_null) return false;
-        if (addressed) r_.add(node, leaf_kind::null, {});
+        if (addressed) r_->add(node, leaf_kind::null, {});
         return true;
       }
     }
     return false;
   }
 
-  /// Every field is visited (and checked); node npos32: none is addressed.
+  /// node npos32: no field of this object is addressed.
   bool object(simdjson::ondemand::object& o, std::uint32_t node) {
     for (auto field : o) {
       if (field.error() != simdjson::SUCCESS) return false;
       std::uint32_t next = npos32;
-      if (node == npos32) {
-        if (!check_escapes(field.key().raw())) return false;
-      } else {
+      if (node != npos32) {
         std::string_view key;
         if (field.unescaped_key().get(key) != simdjson::SUCCESS) return false;
-        next = r_.child(node, key);
+        next = r_->child(node, key);
+      } else if (r_ == nullptr && !check_escapes(field.key().raw())) {
+        return false;
       }
+      if (next == npos32 && r_ != nullptr) continue;  // On-Demand skips the value
       if (!value(field.value(), next)) return false;
     }
     return true;
   }
 
-  /// text: the document's text, to check that nothing follows a root object or array.
+  /// text: the document's text, to check that nothing follows a root scalar.
   bool document(simdjson::ondemand::document& doc, std::string_view text) {
     simdjson::ondemand::json_type type{};
     if (doc.type().get(type) != simdjson::SUCCESS) return false;
@@ -227,7 +238,7 @@ class json_walker {
       case simdjson::ondemand::json_type::object: {
         simdjson::ondemand::object o;
         if (doc.get_object().get(o) != simdjson::SUCCESS) return false;
-        if (!object(o, r_.has_children(node) ? node : npos32)) return false;
+        if (!object(o, r_ != nullptr && r_->has_children(node) ? node : npos32)) return false;
         break;
       }
       case simdjson::ondemand::json_type::array: {
@@ -235,7 +246,8 @@ class json_walker {
         if (doc.get_array().get(a) != simdjson::SUCCESS) return false;
         for (auto element : a) {
           simdjson::ondemand::value e;
-          if (element.get(e) != simdjson::SUCCESS || !value(e, node)) return false;
+          if (element.get(e) != simdjson::SUCCESS) return false;
+          if (!value(e, r_ != nullptr ? node : npos32)) return false;
         }
         break;
       }
@@ -245,7 +257,7 @@ class json_walker {
         if (doc.raw_json_token().get(token) != simdjson::SUCCESS) return false;
         if (trim_token(token) != trim_token(trim_front(text))) return false;
         if (doc.get_string().get(s) != simdjson::SUCCESS) return false;
-        r_.add(node, leaf_kind::string, s);
+        if (r_ != nullptr) r_->add(node, leaf_kind::string, s);
         return true;
       }
       case simdjson::ondemand::json_type::number: {
@@ -253,19 +265,20 @@ class json_walker {
         if (doc.raw_json_token().get(t) != simdjson::SUCCESS) return false;
         t = trim_token(t);
         if (t != trim_token(trim_front(text)) || !is_json_number(t)) return false;
-        r_.add(node, leaf_kind::number, t);
+        if (r_ != nullptr) r_->add(node, leaf_kind::number, t);
         return true;
       }
       case simdjson::ondemand::json_type::boolean: {
         bool b = false;
         if (doc.get_bool().get(b) != simdjson::SUCCESS) return false;
-        r_.add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
+        if (r_ != nullptr)
+          r_->add(node, b ? leaf_kind::boolean_true : leaf_kind::boolean_false, {});
         return true;
       }
       case simdjson::ondemand::json_type::null: {
         bool is_null = false;
         if (doc.is_null().get(is_null) != simdjson::SUCCESS || !is_null) return false;
-        r_.add(node, leaf_kind::null, {});
+        if (r_ != nullptr) r_->add(node, leaf_kind::null, {});
         return true;
       }
     }
@@ -274,30 +287,68 @@ class json_walker {
   }
 
  private:
-  field_reader& r_;
+  field_reader* r_;
 };
 
-/// Parses text with a per-thread parser and a per-thread padded copy of the text.
-inline bool read_json(std::string_view text, field_reader& r) {
-  thread_local simdjson::ondemand::parser parser;
-  thread_local std::string padded;
-  if (padded.size() < text.size() + simdjson::SIMDJSON_PADDING)
-    padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(padded.data(), text.data(), text.size());
-  std::memset(padded.data() + text.size(), 0, simdjson::SIMDJSON_PADDING);
+/// The per-thread parser, a padded copy of the last payload, and its document (kept so that the
+/// checking walk can follow the extracting one without parsing again).
+struct json_state {
+  simdjson::ondemand::parser parser;
+  std::string padded;
   simdjson::ondemand::document doc;
-  if (parser.iterate(padded.data(), text.size(), padded.size()).get(doc) != simdjson::SUCCESS)
+  const char* text = nullptr;  // the payload the document was parsed from
+  std::size_t size = 0;
+  bool parsed = false;
+};
+
+inline json_state& thread_json_state() {
+  thread_local json_state state;
+  return state;
+}
+
+inline bool parse_json(json_state& st, std::string_view text) {
+  if (st.padded.size() < text.size() + simdjson::SIMDJSON_PADDING)
+    st.padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(st.padded.data(), text.data(), text.size());
+  std::memset(st.padded.data() + text.size(), 0, simdjson::SIMDJSON_PADDING);
+  st.text = text.data();
+  st.size = text.size();
+  st.parsed = st.parser.iterate(st.padded.data(), text.size(), st.padded.size()).get(st.doc) ==
+              simdjson::SUCCESS;
+  return st.parsed;
+}
+
+/// The extracting walk over text.
+inline bool extract_json(std::string_view text, field_reader& r) {
+  json_state& st = thread_json_state();
+  return parse_json(st, text) && json_walker(&r).document(st.doc, text);
+}
+
+/// The checking walk over text: over the document the extracting walk left, rewound, when it
+/// was this text (the strings it extracted stay valid: this walk unescapes nothing).
+inline bool check_json(std::string_view text) {
+  json_state& st = thread_json_state();
+  if (st.parsed && st.text == text.data() && st.size == text.size() &&
+      std::memcmp(st.padded.data(), text.data(), text.size()) == 0) {
+    st.doc.rewind();
+  } else if (!parse_json(st, text)) {
     return false;
-  return json_walker(r).document(doc, text);
+  }
+  return json_walker(nullptr).document(st.doc, text);
 }
 
 }  // namespace detail::filter
 
-/// JSON text payloads: parsed with simdjson On-Demand.
+/// JSON text payloads: parsed with simdjson On-Demand. read() extracts the addressed fields
+/// (false: not JSON); valid() checks the whole payload, and runs only when a pattern that
+/// addresses data matched (a payload that is not JSON must fail it, S-6.3).
 template <detail::filter::json_text T>
 struct filter_fields<T> {
   static bool read(const T& payload, detail::filter::field_reader& r) {
-    return detail::filter::read_json(detail::filter::json_view(payload), r);
+    return detail::filter::extract_json(detail::filter::json_view(payload), r);
+  }
+  static bool valid(const T& payload) {
+    return detail::filter::check_json(detail::filter::json_view(payload));
   }
 };
 

@@ -174,7 +174,8 @@ struct listed_test {
   double lower = 0, upper = 0;
   bool has_lower = false, has_upper = false, lower_inclusive = false, upper_inclusive = false;
   cidr_block block;
-  std::vector<std::uint32_t> fields;
+  std::uint32_t field = 0;   // the pattern field it satisfies (a listed test is never shared)
+  std::uint32_t before = 0;  // that pattern's fields on earlier paths
 
   bool matches(const leaf& v, bool numeric_ok, double number) const {
     const bool is_string = v.kind == leaf_kind::string;
@@ -244,6 +245,8 @@ struct path_tests {
   value_index strings, numbers, ignore_case;
   std::vector<std::uint32_t> on_true, on_false, on_null, exists_true, exists_false;
   std::vector<listed_test> listed;
+  std::vector<std::uint32_t> ungated;  // listed tests of first fields
+  bool has_gated = false;
   bool wants_number = false;  // a numeric test: convert number values
   bool is_data = false;
 };
@@ -257,6 +260,7 @@ struct trie_node {
 struct scratch {
   std::vector<std::vector<leaf>> values;  // per path
   std::vector<std::uint32_t> field_epoch, pattern_epoch, pattern_count;
+  std::vector<std::uint32_t> touched;  // patterns with a satisfied field in this evaluation
   std::uint32_t epoch = 0;
   std::string lower;
   std::deque<std::string> kept;  // text made for values (numbers of traits fields)
@@ -296,6 +300,7 @@ class compiled_criteria {
       if (!r.ok()) throw_error(i, r.position, r.rule, text, "");
       for (auto& branch : expand(r.tree)) add_pattern(branch);
     }
+    gated_.resize(pattern_fields_.size());
     for (auto& t : paths_) {
       t.strings.finish();
       t.numbers.finish();
@@ -339,13 +344,19 @@ class compiled_criteria {
       s.pattern_epoch.resize(pattern_fields_.size());
       s.pattern_count.resize(pattern_fields_.size());
     }
+    restart(s);
+    s.kept_used = 0;
+    return s;
+  }
+
+  /// Forgets the marks of an evaluation, keeping the collected values (to evaluate again).
+  static void restart(scratch& s) {
+    s.touched.clear();
     if (++s.epoch == 0) {  // wrapped: forget every mark
       std::fill(s.field_epoch.begin(), s.field_epoch.end(), 0);
       std::fill(s.pattern_epoch.begin(), s.pattern_epoch.end(), 0);
       s.epoch = 1;
     }
-    s.kept_used = 0;
-    return s;
   }
 
   /// After the values are collected: whether some pattern matches. data_ok = false (the
@@ -392,10 +403,18 @@ class compiled_criteria {
         double number = 0;
         const bool numeric_ok =
             t.wants_number && v.kind == leaf_kind::number && parse_double(v.text, number);
-        for (const listed_test& test : t.listed) {
-          if (!reachable(s, test.fields)) continue;
-          if (test.matches(v, numeric_ok, number))
-            for (auto f : test.fields) matched |= mark(s, f, data_ok);
+        auto run = [&](const listed_test& test) {
+          if (test.matches(v, numeric_ok, number)) matched |= mark(s, test.field, data_ok);
+        };
+        // A test of a pattern's first field (in path order) always runs; a later field's only
+        // when its pattern has all its fields on earlier paths satisfied, so only patterns
+        // touched so far are looked at.
+        for (auto i : t.ungated) run(t.listed[i]);
+        if (!t.has_gated) continue;
+        for (std::size_t k = 0; k < s.touched.size(); ++k) {
+          const std::uint32_t q = s.touched[k];
+          for (const auto& [path, i] : gated_[q])
+            if (path == p && count(s, q) >= t.listed[i].before) run(t.listed[i]);
         }
       }
     }
@@ -410,6 +429,8 @@ class compiled_criteria {
   std::vector<std::uint32_t> field_before_;    // field -> its pattern's fields on earlier paths
   std::vector<std::uint32_t> pattern_fields_;  // pattern -> number of fields
   std::vector<bool> pattern_data_;             // pattern addresses data
+  // pattern -> its listed tests that wait for earlier fields: (path, index in that path's list)
+  std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> gated_;
   bool addresses_data_ = false;
 
   [[noreturn]] static void throw_error(std::size_t index, std::size_t position, pattern_rule rule,
@@ -474,12 +495,12 @@ class compiled_criteria {
       std::uint32_t before = 0;
       for (auto other : path_ids) before += other < path_ids[i] ? 1 : 0;
       field_before_.push_back(before);
-      path_tests& t = paths_[path_ids[i]];
-      for (const auto& v : fields[i].tests) add_test(t, v, field);
+      for (const auto& v : fields[i].tests) add_test(path_ids[i], v, field);
     }
   }
 
-  static void add_test(path_tests& t, const value_test& v, std::uint32_t field) {
+  void add_test(std::uint32_t path, const value_test& v, std::uint32_t field) {
+    path_tests& t = paths_[path];
     switch (v.kind) {
       case op::exact_string:
         t.strings[v.values[0]].push_back(field);
@@ -510,7 +531,8 @@ class compiled_criteria {
     }
     listed_test l;
     l.kind = v.kind;
-    l.fields.push_back(field);
+    l.field = field;
+    l.before = field_before_[field];
     l.numbers = v.numbers;
     const bool lower = v.kind == op::prefix_ignore_case || v.kind == op::suffix_ignore_case ||
                        v.kind == op::anything_but_ignore_case;
@@ -527,16 +549,20 @@ class compiled_criteria {
       l.lower_inclusive = v.lower_inclusive;
       l.upper_inclusive = v.upper_inclusive;
     }
+    const auto index = static_cast<std::uint32_t>(t.listed.size());
+    if (l.before == 0) {
+      t.ungated.push_back(index);
+    } else {
+      t.has_gated = true;
+      const std::uint32_t pattern = field_pattern_[field];
+      if (gated_.size() <= pattern) gated_.resize(pattern + 1);
+      gated_[pattern].emplace_back(path, index);
+    }
     t.listed.push_back(std::move(l));
   }
 
   std::uint32_t count(const scratch& s, std::uint32_t pattern) const noexcept {
     return s.pattern_epoch[pattern] == s.epoch ? s.pattern_count[pattern] : 0;
-  }
-  bool reachable(const scratch& s, const std::vector<std::uint32_t>& fields) const noexcept {
-    for (auto f : fields)
-      if (count(s, field_pattern_[f]) >= field_before_[f]) return true;
-    return false;
   }
   /// Marks a field satisfied; returns whether that completed its pattern.
   bool mark(scratch& s, std::uint32_t field, bool data_ok) const noexcept {
@@ -547,6 +573,7 @@ class compiled_criteria {
     if (s.pattern_epoch[p] != s.epoch) {
       s.pattern_epoch[p] = s.epoch;
       s.pattern_count[p] = 0;
+      s.touched.push_back(p);
     }
     return ++s.pattern_count[p] == pattern_fields_[p];
   }
