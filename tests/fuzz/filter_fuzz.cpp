@@ -1,0 +1,50 @@
+// libFuzzer target over sluice::filter_criteria (issue 11). An input is up to three lines:
+//   pattern A \n pattern B \n event payload
+// Each pattern goes through the parser (a rejected one must be a filter_pattern_error naming a
+// position inside the text, nothing else may escape). When both are accepted, the event is
+// matched as a JSON payload, and the one matcher over both patterns must answer as the two
+// matchers alone OR-ed (the shared index and the gating must not change an answer). ASan and
+// UBSan watch the parser, the matcher and the simdjson walk.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <sluice/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace {
+
+using R = sluice::record<std::string>;
+const sluice::filter_limits limits{.max_patterns = 5, .max_pattern_chars = 1 << 16};
+
+bool accepted(std::string_view pattern) {
+  try {
+    sluice::filter_criteria(limits, pattern);
+    return true;
+  } catch (const sluice::filter_pattern_error& e) {
+    if (e.position() > pattern.size()) std::abort();  // an error points into the text
+    return false;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  std::string_view parts[3];
+  for (int i = 0; i < 2; ++i) {
+    const std::size_t nl = in.find('\n');
+    parts[i] = in.substr(0, nl);
+    in = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
+  }
+  parts[2] = in;
+  const bool a = accepted(parts[0]);
+  const bool b = accepted(parts[1]);
+  if (!a || !b) return 0;
+  const R r{"k1", 7, {}, std::string(parts[2])};
+  const bool alone_a = sluice::filter_criteria(limits, parts[0]).pred(r);
+  const bool alone_b = sluice::filter_criteria(limits, parts[1]).pred(r);
+  const bool both = sluice::filter_criteria(limits, parts[0], parts[1]).pred(r);
+  if (both != (alone_a || alone_b)) std::abort();
+  return 0;
+}
