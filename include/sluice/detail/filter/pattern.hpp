@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/io/json_text.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 
@@ -428,24 +429,6 @@ class pattern_parser {
     if (!at(c)) return error(pattern_rule::not_json);
     ++i_;
     return true;
-  }
-
-  static constexpr void append_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
   }
 
   constexpr bool hex4(std::uint32_t& v) {
