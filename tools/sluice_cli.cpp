@@ -584,22 +584,11 @@ class json_parser {
       }
       if (i_ >= t_.size()) fail("unterminated escape");
       c = t_[i_++];
+      if (const int plain = sluice::detail::json_unescaped(c); plain >= 0) {
+        out += static_cast<char>(plain);
+        continue;
+      }
       switch (c) {
-        case 'n':
-          out += '\n';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
         case 'u': {
           if (i_ + 4 > t_.size()) fail("short \\u escape");
           unsigned cp = 0;
@@ -615,7 +604,7 @@ class json_parser {
           break;
         }
         default:
-          out += c;  // " \ /
+          out += c;  // an invalid escape, kept as written
       }
     }
     if (!take("\"")) fail("unterminated string");

@@ -464,31 +464,11 @@ class pattern_parser {
       ++i_;
       if (i_ >= t_.size()) return error(pattern_rule::not_json);
       char e = t_[i_++];
+      if (const int plain = json_unescaped(e); plain >= 0) {
+        out += static_cast<char>(plain);
+        continue;
+      }
       switch (e) {
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '/':
-          out += '/';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
         case 'u': {
           std::size_t start = i_ - 2;
           std::uint32_t cp = 0;

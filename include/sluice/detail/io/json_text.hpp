@@ -70,6 +70,30 @@ inline bool is_plain_text(std::string_view s) noexcept {
 /// so a record always stays on one line; ill-formed UTF-8 becomes U+FFFD, because JSON text must
 /// be UTF-8 (RFC 8259). Payloads never take the lossy path: they are tested with is_plain_text
 /// first. Partition keys, error messages and names may.
+/// The character a two-character JSON escape stands for, given the character after the
+/// backslash (one of: quote, backslash, slash, b f n r t), or -1 (u escapes and invalid ones are
+/// the reader's).
+constexpr int json_unescaped(char e) noexcept {
+  switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+      return e;
+    case 'b':
+      return '\b';
+    case 'f':
+      return '\f';
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    default:
+      return -1;
+  }
+}
+
 /// Appends code point `cp` as UTF-8 (for "\\u" escapes read from JSON text).
 constexpr void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp < 0x80) {
