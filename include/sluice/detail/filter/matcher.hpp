@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -59,6 +60,13 @@ namespace detail::filter {
 
 inline constexpr std::uint32_t npos32 = ~std::uint32_t{0};
 
+/// a == b, rejecting most different keys of equal length by their first and last characters
+/// before comparing the rest (JSON keys of one object often share a length: "status", "amount").
+inline bool same_text(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && (a.empty() || (a.front() == b.front() && a.back() == b.back() &&
+                                                std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
 enum class leaf_kind : std::uint8_t { string, number, boolean_true, boolean_false, null };
 
 /// A leaf value of an event: a string (unescaped), a number (its JSON text), true/false/null.
@@ -93,7 +101,7 @@ class value_index {
   const std::vector<std::uint32_t>* find(std::string_view key) const {
     if (map_.empty()) {
       for (const auto& [k, v] : list_)
-        if (k == key) return &v;
+        if (same_text(k, key)) return &v;
       return nullptr;
     }
     auto it = map_.find(key);
@@ -314,7 +322,7 @@ class compiled_criteria {
   static constexpr std::uint32_t root() noexcept { return 0; }
   std::uint32_t child(std::uint32_t node, std::string_view key) const noexcept {
     for (const auto& [k, n] : nodes_[node].children)
-      if (k == key) return n;
+      if (same_text(k, key)) return n;
     return npos32;
   }
   bool has_children(std::uint32_t node) const noexcept { return !nodes_[node].children.empty(); }
