@@ -217,8 +217,12 @@ class json_walker {
       if (field.error() != simdjson::SUCCESS) return false;
       std::uint32_t next = npos32;
       if (node != npos32) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) return false;
+        // Most keys have no escape: compared in place, without simdjson copying them out.
+        const char* raw = field.key().raw();
+        const char* end = raw;
+        while (*end != '"' && *end != '\\') ++end;
+        std::string_view key(raw, static_cast<std::size_t>(end - raw));
+        if (*end == '\\' && field.unescaped_key().get(key) != simdjson::SUCCESS) return false;
         next = r_->child(node, key);
       } else if (r_ == nullptr && !check_escapes(field.key().raw())) {
         return false;

@@ -63,8 +63,14 @@ inline constexpr std::uint32_t npos32 = ~std::uint32_t{0};
 /// a == b, rejecting most different keys of equal length by their first and last characters
 /// before comparing the rest (JSON keys of one object often share a length: "status", "amount").
 inline bool same_text(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && (a.empty() || (a.front() == b.front() && a.back() == b.back() &&
-                                                std::memcmp(a.data(), b.data(), a.size()) == 0));
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n == 0) return true;
+  if (a.front() != b.front() || a.back() != b.back()) return false;
+  if (n > 16) return std::memcmp(a.data(), b.data(), n) == 0;
+  for (std::size_t i = 1; i + 1 < n; ++i)  // a short key: no library call
+    if (a[i] != b[i]) return false;
+  return true;
 }
 
 enum class leaf_kind : std::uint8_t { string, number, boolean_true, boolean_false, null };
