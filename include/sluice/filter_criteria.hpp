@@ -184,7 +184,8 @@ concept filterable_record = stream_record<R> &&(exposes_fields<R> || requires(co
 /// Evaluates c on one record.
 template <class R>
 bool matches(const compiled_criteria& c, const R& rec) {
-  scratch& s = c.begin();
+  const scratch_lease lease;
+  scratch& s = c.begin(lease.get());
   field_reader reader(c, s);
   if (auto p = c.metadata_path(metadata::partition_key); p != npos32)
     add_key(reader, p, sluice::partition_key(rec));

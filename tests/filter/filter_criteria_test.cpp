@@ -250,7 +250,35 @@ struct sluice::filter_fields<order> {
       sluice::field("customer.country", [](const order& o) { return o.country; }));
 };
 
+// A field computed by applying other criteria: an evaluation inside an evaluation.
+struct envelope {
+  std::string kind;
+  order inner;
+};
+template <>
+struct sluice::filter_fields<envelope> {
+  static bool inner_paid(const envelope& e) {
+    static const auto paid = sluice::filter_criteria(R"({"data": {"status": ["paid"]}})");
+    return paid.pred(sluice::record<order>{"k", 1, {}, e.inner});
+  }
+  static constexpr auto fields = std::make_tuple(sluice::field("kind", &envelope::kind),
+                                                 sluice::field("inner_paid", &inner_paid));
+};
+
 namespace {
+
+TEST(FilterCriteria, AGetterMayItselfApplyFilterCriteria) {
+  // The outer evaluation has already collected "kind" when the getter runs the inner one; the
+  // inner one must not clear it (each nesting level has its own scratch).
+  using E = sluice::record<envelope>;
+  auto f = sluice::filter_criteria(R"({"data": {"kind": ["order"], "inner_paid": [true]}})");
+  order paid{"paid", 1.0, false, std::nullopt, {}, "FR"};
+  order open = paid;
+  open.status = "open";
+  EXPECT_TRUE(f.pred(E{"k", 1, {}, envelope{"order", paid}}));
+  EXPECT_FALSE(f.pred(E{"k", 1, {}, envelope{"order", open}}));
+  EXPECT_FALSE(f.pred(E{"k", 1, {}, envelope{"refund", paid}}));
+}
 
 TEST(FilterCriteria, AUserTypeExposesItsFieldsThroughFilterFields) {
   using O = sluice::record<order>;

@@ -288,10 +288,32 @@ struct scratch {
   }
 };
 
-inline scratch& thread_scratch() {
-  thread_local scratch s;
-  return s;
-}
+/// The working memory of the evaluation running on this thread. An evaluation can run inside
+/// another (a filter_fields getter that itself applies filter_criteria), so each nesting level
+/// has its own; the levels stay allocated for the thread's next evaluations.
+class scratch_lease {
+ public:
+  scratch_lease() : levels_(levels()) {
+    if (levels_.depth == levels_.stack.size()) levels_.stack.emplace_back();
+    s_ = &levels_.stack[levels_.depth++];
+  }
+  ~scratch_lease() { --levels_.depth; }
+  scratch_lease(const scratch_lease&) = delete;
+  scratch_lease& operator=(const scratch_lease&) = delete;
+  scratch& get() const noexcept { return *s_; }
+
+ private:
+  struct thread_levels {
+    std::deque<scratch> stack;  // a deque: a new level does not move the ones in use
+    std::size_t depth = 0;
+  };
+  static thread_levels& levels() {
+    thread_local thread_levels l;
+    return l;
+  }
+  thread_levels& levels_;
+  scratch* s_;
+};
 
 enum class metadata : std::uint8_t { partition_key, sequence_number, arrival_timestamp };
 
@@ -348,9 +370,8 @@ class compiled_criteria {
     return path_of(node);
   }
 
-  /// Starts an evaluation: clears the thread's scratch for this matcher.
-  scratch& begin() const {
-    scratch& s = thread_scratch();
+  /// Starts an evaluation in s (a scratch_lease's): clears it for this matcher.
+  scratch& begin(scratch& s) const {
     if (s.values.size() < paths_.size()) s.values.resize(paths_.size());
     for (std::size_t p = 0; p < paths_.size(); ++p) s.values[p].clear();
     if (s.field_epoch.size() < field_pattern_.size()) s.field_epoch.resize(field_pattern_.size());
