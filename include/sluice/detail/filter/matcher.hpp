@@ -293,25 +293,29 @@ struct scratch {
 /// has its own; the levels stay allocated for the thread's next evaluations.
 class scratch_lease {
  public:
-  scratch_lease() : levels_(levels()) {
-    if (levels_.depth == levels_.stack.size()) levels_.stack.emplace_back();
-    s_ = &levels_.stack[levels_.depth++];
+  scratch_lease() {
+    const std::size_t d = depth()++;
+    s_ = d == 0 ? &outermost() : &nested(d);
   }
-  ~scratch_lease() { --levels_.depth; }
+  ~scratch_lease() { --depth(); }
   scratch_lease(const scratch_lease&) = delete;
   scratch_lease& operator=(const scratch_lease&) = delete;
   scratch& get() const noexcept { return *s_; }
 
  private:
-  struct thread_levels {
-    std::deque<scratch> stack;  // a deque: a new level does not move the ones in use
-    std::size_t depth = 0;
-  };
-  static thread_levels& levels() {
-    thread_local thread_levels l;
-    return l;
+  static std::size_t& depth() noexcept {
+    thread_local std::size_t d = 0;  // trivial: no initialization check on access
+    return d;
   }
-  thread_levels& levels_;
+  static scratch& outermost() {
+    thread_local scratch s;
+    return s;
+  }
+  static scratch& nested(std::size_t d) {
+    thread_local std::deque<scratch> levels;  // a deque: a new level moves none in use
+    if (d > levels.size()) levels.emplace_back();
+    return levels[d - 1];
+  }
   scratch* s_;
 };
 
