@@ -134,12 +134,12 @@ inline bool check_string_token(std::string_view token) {
   return check_escapes(token.data() + 1);
 }
 
-/// simdjson 3.0's On-Demand document has no public end-of-input test; its iterator has one.
-struct document_access : simdjson::ondemand::document {
-  static bool at_end(simdjson::ondemand::document& doc) noexcept {
-    return (doc.*(&document_access::iter)).at_end();
-  }
-};
+/// Whether the walk consumed the whole document. simdjson 3.0's document has no public
+/// at_end(); current_location() answers OUT_OF_BOUNDS exactly there (and a location, not that
+/// error, when the document is in an error state).
+inline bool at_end(simdjson::ondemand::document& doc) noexcept {
+  return doc.current_location().error() == simdjson::OUT_OF_BOUNDS;
+}
 
 /// One walk over a document. With a reader (the extracting walk), it collects the values of the
 /// addressed fields and skips the others unchecked; without one (the checking walk), it visits
@@ -287,7 +287,7 @@ class json_walker {
       }
     }
     // The root object or array was iterated to its end: nothing may follow it.
-    return document_access::at_end(doc);
+    return at_end(doc);
   }
 
  private:
