@@ -132,8 +132,8 @@ class token_bucket {
     const double need = std::min(n, rate_.burst);
     if (tokens_ + epsilon >= need) return std::nullopt;
     const double seconds = (need - tokens_) / rate_.per_second;
-    const auto wait = std::chrono::duration_cast<duration>(std::chrono::duration<double>(seconds));
-    return now + wait + duration(1);  // rounded up: at that time the tokens are there
+    // Rounded up to the clock's tick; at that time the tokens are there (up to `epsilon`).
+    return now + std::chrono::ceil<duration>(std::chrono::duration<double>(seconds));
   }
   /// Takes n tokens (after ready_at said now).
   void take(double n) { tokens_ -= n; }
