@@ -107,29 +107,38 @@ TEST_P(LimitsTraces, BothBucketsTheStricterOnePaces) {
   EXPECT_EQ(handled, one_to(30));
 }
 
-// AIMD on a scripted throttle sequence: adaptive_concurrency(2, 100, 0.5). Calls 1-4 succeed
-// (slow start: 2 -> 6); calls 5 and 6 (record 5 and its retry) are throttled: 6 -> 3 (new epoch)
-// -> 2 (the retry began after the decrease, so it counts); then 5 successes in congestion
-// avoidance: 2 -> 3 after 2, 3 -> 4 after 3 more.
+// AIMD on a scripted throttle sequence, one call at a time: adaptive_concurrency(1, 100, 0.5).
+// The limit grows only from calls it held back (the call took the last free slot), so with one
+// call at a time it moves between 1 and 2:
+//   call 1 (record 1) succeeds at limit 1, the last slot: slow start, 1 -> 2
+//   calls 2, 3 succeed with a slot to spare: no change
+//   call 4 (record 4) is throttled: 2 -> 1, slow start ends
+//   call 5 (record 4 again) succeeds at limit 1: one round of 1 success, 1 -> 2
+//   call 6 succeeds with a slot to spare; call 7 (record 6) is throttled: 2 -> 1
+//   call 8 (record 6 again) succeeds at limit 1: 1 -> 2
 TEST_P(LimitsTraces, AdaptiveConcurrencyStepsOnScriptedThrottles) {
-  put(9);
+  put(6);
   int call = 0;
+  std::vector<int> throttled_records;
   const auto m = drive(sluice::from(stream) | sluice::batching(sluice::batch_size(1)) |
                        sluice::retry(sluice::backoff::fixed(10ms)) |
-                       sluice::adaptive_concurrency(2, 100, 0.5) |
+                       sluice::adaptive_concurrency(1, 100, 0.5) |
                        sluice::invoke([&](const sluice::batch<R>& b) {
                          ++call;
-                         if (call == 5 || call == 6)
+                         if (call == 4 || call == 7) {
+                           throttled_records.push_back(b.records()[0].payload);
                            throw sluice::throttled("downstream at capacity");
+                         }
                          for (const R& r : b) handled.push_back(r.payload);
                        }));
-  EXPECT_EQ(call, 11);
-  EXPECT_EQ(handled, one_to(9));
+  EXPECT_EQ(call, 8);
+  EXPECT_EQ(handled, one_to(6));
+  EXPECT_EQ(throttled_records, (std::vector<int>{4, 6}));
   ASSERT_TRUE(m.limits);
   EXPECT_EQ(m.total.throttles, 2u);
   EXPECT_EQ(m.limits->concurrency_decreases, 2u);
-  EXPECT_EQ(m.limits->concurrency_increases, 6u);  // 4 in slow start, 2 after
-  EXPECT_EQ(m.limits->concurrency_limit, 4u);
+  EXPECT_EQ(m.limits->concurrency_increases, 3u);
+  EXPECT_EQ(m.limits->concurrency_limit, 2u);
   EXPECT_EQ(m.limits->concurrent_invocations, 0u);
 }
 

@@ -171,6 +171,14 @@ TEST(AimdController, ExactStepsOnAScriptedSequence) {
   EXPECT_EQ(c.increases(), 8u);
 }
 
+TEST(AimdController, GrowsOnlyFromCallsTheLimitHeldBack) {
+  sluice::detail::aimd_controller c(sluice::adaptive_concurrency(4, 100));
+  for (int i = 0; i < 50; ++i) EXPECT_FALSE(c.on_success(c.epoch(), /*saturated=*/false));
+  EXPECT_EQ(c.limit(), 4u);  // lanes never filled the limit: it did not drift up
+  EXPECT_TRUE(c.on_success(c.epoch(), /*saturated=*/true));
+  EXPECT_EQ(c.limit(), 5u);
+}
+
 TEST(AimdController, NeverAboveTheMaximum) {
   sluice::detail::aimd_controller c(sluice::adaptive_concurrency(1, 3));
   for (int i = 0; i < 100; ++i) c.on_success(c.epoch());
@@ -258,26 +266,55 @@ TEST(Limiter, TakesTokensOfBothBucketsOrNone) {
 }
 
 TEST(Limiter, ThrottleFeedbackMovesTheGate) {
+  using sluice::detail::call_feedback;
   sluice::limits_config c;
   c.concurrency = sluice::adaptive_concurrency(1, 8, 0.5);
   sluice::detail::limiter l(c, t0);
   EXPECT_EQ(l.snapshot().concurrency_limit, 1u);
-  for (int i = 0; i < 3; ++i) {
-    const auto p = l.enter();
-    ASSERT_TRUE(p);
-    l.leave(p, sluice::detail::call_feedback::success);
-  }
-  EXPECT_EQ(l.snapshot().concurrency_limit, 4u);  // slow start: 1 -> 4
+  const auto p = l.enter();  // the last free slot of 1: saturated
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p.saturated);
+  l.leave(p, call_feedback::success);
+  EXPECT_EQ(l.snapshot().concurrency_limit, 2u);  // slow start
   const auto a = l.enter(), b = l.enter();
-  l.leave(a, sluice::detail::call_feedback::throttled);  // 4 -> 2
-  l.leave(b, sluice::detail::call_feedback::throttled);  // same epoch as a: ignored
+  EXPECT_FALSE(a.saturated);  // a slot to spare
+  EXPECT_TRUE(b.saturated);
+  l.leave(a, call_feedback::success);  // the limit did not hold it back: no change
+  EXPECT_EQ(l.snapshot().concurrency_limit, 2u);
+  l.leave(b, call_feedback::success);
+  EXPECT_EQ(l.snapshot().concurrency_limit, 3u);
+  const auto x = l.enter(), y = l.enter(), z = l.enter();
+  EXPECT_TRUE(z.saturated);
+  l.leave(z, call_feedback::success);    // 3 -> 4
+  l.leave(x, call_feedback::throttled);  // 4 -> 2
+  l.leave(y, call_feedback::throttled);  // same epoch as x: ignored
   const auto s = l.snapshot();
   EXPECT_EQ(s.concurrency_limit, 2u);
   EXPECT_EQ(s.concurrency_decreases, 1u);
+  EXPECT_EQ(s.concurrency_increases, 3u);
   EXPECT_EQ(s.concurrent_invocations, 0u);
   const auto d = l.enter();
-  l.leave(d, sluice::detail::call_feedback::neutral);  // a function error: no signal
+  l.leave(d, call_feedback::neutral);  // a function error: no signal
   EXPECT_EQ(l.snapshot().concurrency_limit, 2u);
+}
+
+TEST(Limiter, AWaitingCallIsSaturated) {
+  sluice::limits_config c;
+  c.concurrency = sluice::maximum_concurrency(2);
+  sluice::detail::limiter l(c, t0);
+  const auto a = l.enter(), b = l.enter();
+  EXPECT_FALSE(l.try_enter());  // full
+  sluice::detail::permit waited;
+  std::thread t([&] { waited = l.enter(); });
+  while (l.snapshot().concurrency_waits == 0) std::this_thread::yield();
+  l.leave(a, sluice::detail::call_feedback::success);
+  t.join();
+  EXPECT_TRUE(waited);
+  EXPECT_TRUE(waited.saturated);
+  EXPECT_EQ(l.snapshot().concurrent_invocations, 2u);
+  l.leave(b, sluice::detail::call_feedback::success);
+  l.leave(waited, sluice::detail::call_feedback::success);
+  EXPECT_EQ(l.snapshot().concurrency_limit, 2u);  // fixed: never moves
 }
 
 // ---- in a mapping -------------------------------------------------------------------------------
@@ -312,10 +349,11 @@ TEST(LimitsInAMapping, PrometheusServesTheLimitsSeries) {
                                  sluice::invoke([](const sluice::batch<V>&) {}),
                              sluice::with_clock(clock), sluice::mapping_name("limited"));
   const std::string text = sluice::to_prometheus(m);
-  EXPECT_NE(text.find("sluice_concurrency_limit{mapping=\"limited\"} 5\n"), std::string::npos)
-      << text;  // slow start: 2 + 3 successes
+  // One call at a time never fills a limit of 2: it stays.
+  EXPECT_NE(text.find("sluice_concurrency_limit{mapping=\"limited\"} 2\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("sluice_concurrent_invocations{mapping=\"limited\"} 0\n"), std::string::npos);
-  EXPECT_NE(text.find("sluice_concurrency_limit_increases_total{mapping=\"limited\"} 3\n"),
+  EXPECT_NE(text.find("sluice_concurrency_limit_increases_total{mapping=\"limited\"} 0\n"),
             std::string::npos);
   EXPECT_NE(text.find("sluice_rate_limit_waits_total{mapping=\"limited\"} 2\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE sluice_rate_limit_waits_total counter\n"), std::string::npos);
