@@ -15,8 +15,12 @@
 //
 // Part 2, the cost of the limits when they never bind: sluice::run over 1 Mi records, batches of
 // 10 (many calls per record, so a per-call cost shows), the same mapping without limits, with
-// maximum_concurrency(1000), with rate_limit(1e9 records/s and calls/s), and with both; and under
-// sluice::start (P 4, 4 workers) without and with both. Ratios to the mapping without limits.
+// maximum_concurrency(1000), with rate_limit(1e9 records/s and calls/s), and with both; batches
+// of 100 without and with both; and under sluice::start (P 4, 4 workers) without and with both.
+// Ratios to the mapping without limits.
+//
+// Part 3, part 1 again in sluice::simulate: the same downstream model (max_concurrent_calls,
+// 20 ms calls, 1 ms throttles) and mappings in virtual time, deterministic.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -30,6 +34,7 @@
 #include <vector>
 
 #include "sluice/bench.hpp"
+#include "sluice/simulate.hpp"
 #include "sluice/sluice.hpp"
 
 namespace {
@@ -210,6 +215,16 @@ void register_overhead() {
     return base(records) | sluice::maximum_concurrency(1000) | never_binding_rate() |
            sluice::invoke(summing{&sink_sum});
   });
+  auto base100 = [](const std::vector<R>& records) {
+    return sluice::from(records) | sluice::batching(sluice::batch_size(100));
+  };
+  register_mapping("run b100/no_limits", w, [base100](const std::vector<R>& records) {
+    return base100(records) | sluice::invoke(summing{&sink_sum});
+  });
+  register_mapping("run b100/both", w, [base100](const std::vector<R>& records) {
+    return base100(records) | sluice::maximum_concurrency(1000) | never_binding_rate() |
+           sluice::invoke(summing{&sink_sum});
+  });
   sluice::bench::mapping_options start;
   start.mode = sluice::bench::runner::start;
   start.workers = 4;
@@ -233,6 +248,50 @@ void register_overhead() {
                          "run/no_limits", 0.9);
   sluice::bench::compare("run: both / no limits", "run/both", "run/no_limits", 0.9);
   sluice::bench::compare("start P4: both / no limits", "start/both", "start/no_limits", 0.9);
+  sluice::bench::compare("run, batch 100: both / no limits", "run b100/both", "run b100/no_limits",
+                         0.9);
+}
+
+/// Part 3: the same downstream and mappings in sluice::simulate (virtual time, the real engine
+/// and limiter, no scheduler noise): deterministic numbers for the same comparison.
+void simulated_saturation() {
+  sluice::workload w;
+  w.records = kSaturatedRecords;
+  w.keys.keys = 4096;
+  sluice::downstream_model model;
+  model.fixed_latency = kLatency;
+  model.max_concurrent_calls = kCapacity;
+  model.throttle_latency = 1ms;
+  sluice::tuning base;
+  base.shards = kShards;
+  base.parallelization_factor = kLanes / kShards;
+  base.batch_size = kBatch;
+  base.backoff = sluice::backoff::exponential(2ms, 2.0, 50ms);
+  std::vector<sluice::tuning> points(4, base);
+  points[0].concurrency = sluice::maximum_concurrency(kCapacity);
+  points[1].concurrency = sluice::maximum_concurrency(kLanes);
+  points[3].concurrency = sluice::adaptive_concurrency(1, kLanes);
+  const auto results = sluice::sweep(w, model, points);
+  std::printf(
+      "\n== simulated (sluice::simulate, virtual time): the same downstream and mappings ==\n");
+  std::printf("%-10s %12s %10s %10s %14s %12s %10s\n", "mapping", "records/s", "/capacity", "calls",
+              "throttle rate", "final limit", "decreases");
+  const double reference = results[0].throughput;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    const limit l = static_cast<limit>(i);
+    std::printf("%-10s %12.0f %10.3f %10llu %14.4f %12u %10llu\n", name_of(l), r.throughput,
+                r.throughput / reference, static_cast<unsigned long long>(r.handler_calls),
+                static_cast<double>(r.throttles) / static_cast<double>(r.handler_calls),
+                r.limits ? r.limits->concurrency_limit : 0u,
+                static_cast<unsigned long long>(r.limits ? r.limits->concurrency_decreases : 0));
+  }
+  sluice::bench::print_ratio("simulated adaptive / capacity (records/s)", results[3].throughput,
+                             reference, 0.9);
+  const double rate =
+      static_cast<double>(results[3].throttles) / static_cast<double>(results[3].handler_calls);
+  std::printf("rate  %-52s = %.4f  (target < 0.05: %s)\n", "simulated adaptive throttled / calls",
+              rate, rate < 0.05 ? "met" : "MISSED");
 }
 
 }  // namespace
@@ -285,6 +344,7 @@ int main(int argc, char** argv) {
                              saturated(limit::capacity).counter("utilization"), 1.0);
   sluice::bench::print_ratio("unlimited / capacity (records/s)", saturated(limit::unlimited).rate(),
                              reference);
+  simulated_saturation();
   const auto& registry = sluice::bench::detail::registry::instance();
   for (const auto& c : registry.comparisons) {
     auto full = [&](const std::string& n) {

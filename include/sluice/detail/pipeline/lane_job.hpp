@@ -182,7 +182,8 @@ class lane_job {
         p = env.limits().enter();  // may sleep while the mapping is at its concurrency limit
         if (!p) return {false, env.now()};  // stop requested while waiting: abandoned
       }
-      attempt(env, counters, seg, limited<Env> ? env.now() : now, p);
+      // A call the concurrency limit held back may have waited: its time is read again.
+      attempt(env, counters, seg, limited<Env> && p.saturated ? env.now() : now, p);
       publish(finished_);
       if (waiting_) {
         waiting_ = false;

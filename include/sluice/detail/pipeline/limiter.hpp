@@ -36,9 +36,10 @@ SLUICE_BEGIN_NAMESPACE
 namespace detail {
 
 /// At most limit() holders at once. The limit may change while permits are held (lowering it
-/// below the holders only stops new entries until enough leave). Waiters queue in arrival order
-/// and each sleeps on its own condition variable: a freed permit is handed to the first waiter
-/// and wakes only that thread (no thundering herd when many threads wait).
+/// below the holders only stops new entries until enough leave). Uncontended, a permit is one
+/// compare-and-swap and its release one atomic decrement. Waiters queue in arrival order and
+/// each sleeps on its own condition variable: a freed permit is handed to the first waiter and
+/// wakes only that thread (no thundering herd when many threads wait).
 class concurrency_gate {
  public:
   explicit concurrency_gate(std::uint32_t limit) : limit_(std::max<std::uint32_t>(1, limit)) {}
@@ -46,61 +47,61 @@ class concurrency_gate {
   /// Takes a permit if one is free and nobody waits for one. `saturated` (if given) tells
   /// whether this permit was the last one free: the limit, not the caller, bounded concurrency.
   bool try_acquire(bool* saturated = nullptr) {
-    std::lock_guard lock(mutex_);
-    if (interrupted_ || !queue_.empty() || in_flight_ >= limit_) return false;
-    ++in_flight_;
-    if (saturated != nullptr) *saturated = in_flight_ >= limit_;
-    return true;
+    if (waiting_.load(std::memory_order_seq_cst) != 0 ||
+        interrupted_.load(std::memory_order_relaxed))
+      return false;
+    return take_free(saturated);
   }
 
   /// Takes a permit, sleeping until one is free; false (no permit) once interrupt() was called.
   /// `saturated` (if given) tells whether the limit held the call back: it waited, or took the
   /// last free permit.
   bool acquire(bool* saturated = nullptr) {
+    if (try_acquire(saturated)) return true;
     std::unique_lock lock(mutex_);
-    if (interrupted_) return false;
-    if (queue_.empty() && in_flight_ < limit_) {
-      ++in_flight_;
-      if (saturated != nullptr) *saturated = in_flight_ >= limit_;
+    if (interrupted_.load(std::memory_order_relaxed)) return false;
+    // Dekker pair with release(): announce the waiter, then look at the permits again.
+    waiting_.fetch_add(1, std::memory_order_seq_cst);
+    if (queue_.empty() && take_free(saturated)) {
+      waiting_.fetch_sub(1, std::memory_order_seq_cst);
+      if (saturated != nullptr) *saturated = true;
       return true;
     }
-    if (saturated != nullptr) *saturated = true;
     waits_.fetch_add(1, std::memory_order_relaxed);
+    if (saturated != nullptr) *saturated = true;
     waiter self;
     queue_.push_back(&self);
-    self.cv.wait(lock, [&] { return self.granted || interrupted_; });
-    if (self.granted) return true;  // counted in in_flight_ by whoever granted it
+    self.cv.wait(lock,
+                 [&] { return self.granted || interrupted_.load(std::memory_order_relaxed); });
+    waiting_.fetch_sub(1, std::memory_order_seq_cst);
+    if (self.granted) return true;  // in_flight_ was raised by whoever granted it
     std::erase(queue_, &self);
     return false;
   }
 
   void release() {
+    in_flight_.fetch_sub(1, std::memory_order_seq_cst);
+    if (waiting_.load(std::memory_order_seq_cst) == 0) return;
     std::lock_guard lock(mutex_);
-    --in_flight_;
     grant();
   }
 
   void set_limit(std::uint32_t limit) {
+    limit_.store(std::max<std::uint32_t>(1, limit), std::memory_order_seq_cst);
+    if (waiting_.load(std::memory_order_seq_cst) == 0) return;
     std::lock_guard lock(mutex_);
-    limit_ = std::max<std::uint32_t>(1, limit);
     grant();
   }
 
   /// Wakes every waiter (their acquire() returns false) and fails every later acquire().
   void interrupt() {
     std::lock_guard lock(mutex_);
-    interrupted_ = true;
+    interrupted_.store(true, std::memory_order_relaxed);
     for (waiter* w : queue_) w->cv.notify_one();
   }
 
-  std::uint32_t limit() const {
-    std::lock_guard lock(mutex_);
-    return limit_;
-  }
-  std::uint32_t in_flight() const {
-    std::lock_guard lock(mutex_);
-    return in_flight_;
-  }
+  std::uint32_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
+  std::uint32_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
   /// Acquisitions that had to wait.
   std::uint64_t waits() const noexcept { return waits_.load(std::memory_order_relaxed); }
 
@@ -110,22 +111,35 @@ class concurrency_gate {
     bool granted = false;
   };
 
+  /// One compare-and-swap loop: a permit if fewer than the limit are held.
+  bool take_free(bool* saturated) {
+    std::uint32_t held = in_flight_.load(std::memory_order_seq_cst);
+    while (true) {
+      const std::uint32_t limit = limit_.load(std::memory_order_seq_cst);
+      if (held >= limit) return false;
+      if (in_flight_.compare_exchange_weak(held, held + 1, std::memory_order_seq_cst)) {
+        if (saturated != nullptr) *saturated = held + 1 >= limit;
+        return true;
+      }
+    }
+  }
+
   /// Hands free permits to the first waiters (under the mutex).
   void grant() {
-    while (!interrupted_ && !queue_.empty() && in_flight_ < limit_) {
+    while (!interrupted_.load(std::memory_order_relaxed) && !queue_.empty() && take_free(nullptr)) {
       waiter* w = queue_.front();
       queue_.pop_front();
-      ++in_flight_;
       w->granted = true;
       w->cv.notify_one();
     }
   }
 
-  mutable std::mutex mutex_;
-  std::uint32_t limit_;
-  std::uint32_t in_flight_ = 0;
+  std::mutex mutex_;
+  std::atomic<std::uint32_t> limit_;
+  std::atomic<std::uint32_t> in_flight_{0};
+  std::atomic<std::uint32_t> waiting_{0};  // threads in acquire()'s slow path
   std::deque<waiter*> queue_;  // in arrival order; each lives on its waiting thread's stack
-  bool interrupted_ = false;
+  std::atomic<bool> interrupted_{false};
   std::atomic<std::uint64_t> waits_{0};
 };
 
@@ -257,7 +271,8 @@ class limiter {
   limiter(const limits_config& config, time_point now)
       : gate_(config.concurrency ? config.concurrency->maximum : 0),
         controller_(config.concurrency.value_or(concurrency_stage{})),
-        limits_concurrency_(config.concurrency.has_value()) {
+        limits_concurrency_(config.concurrency.has_value()),
+        adaptive_(config.concurrency && config.concurrency->adaptive) {
     if (config.concurrency) gate_.set_limit(controller_.limit());
     if (config.rate && config.rate->records.per_second > 0)
       records_.emplace(config.rate->records, now);
@@ -311,7 +326,7 @@ class limiter {
   void leave(permit p, call_feedback feedback) {
     if (!limits_concurrency_ || !p) return;
     gate_.release();
-    if (feedback == call_feedback::neutral) return;
+    if (!adaptive_ || feedback == call_feedback::neutral) return;
     std::lock_guard lock(controller_mutex_);
     const bool changed = feedback == call_feedback::success
                              ? controller_.on_success(p.epoch, p.saturated)
@@ -343,6 +358,7 @@ class limiter {
   aimd_controller controller_;
   std::atomic<std::uint64_t> epoch_{0};
   bool limits_concurrency_;
+  bool adaptive_;
   std::mutex rate_mutex_;
   std::optional<token_bucket> records_;
   std::optional<token_bucket> invocations_;
