@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,26 @@ TEST_P(LimitsTraces, BothBucketsTheStricterOnePaces) {
   expect_call_at(1, 0ms);
   for (std::size_t k = 2; k < 6; ++k) expect_call_at(k, (k - 1) * 250ms);
   EXPECT_EQ(handled, one_to(30));
+}
+
+// Every handler call takes a token, bisect halves and retries included (the downstream sees
+// them): a batch of 4 fails once at 0 ms, its halves go at 100 and 200 ms.
+TEST_P(LimitsTraces, BisectHalvesAndRetriesTakeTokensToo) {
+  put(4);
+  int call = 0;
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(4)) |
+        sluice::retry(sluice::backoff::fixed(1ms)) | sluice::bisect_batch_on_function_error |
+        sluice::rate_limit(sluice::invocations_per_second(10, 1)) |
+        sluice::invoke([&](const sluice::batch<R>& b) {
+          call_times.push_back(clock.now() - t0);
+          if (++call == 1) throw std::runtime_error("first call fails");
+          for (const R& r : b) handled.push_back(r.payload);
+        }));
+  ASSERT_EQ(call_times.size(), 3u);
+  expect_call_at(0, 0ms);
+  expect_call_at(1, 100ms);
+  expect_call_at(2, 200ms);
+  EXPECT_EQ(handled, one_to(4));
 }
 
 // AIMD on a scripted throttle sequence, one call at a time: adaptive_concurrency(1, 100, 0.5).
