@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -55,6 +56,7 @@
 #include "sluice/detail/pipeline/engine.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/hash.hpp"
+#include "sluice/limits.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/stages.hpp"
 #include "sluice/workload.hpp"
@@ -109,6 +111,11 @@ struct tuning {
   sluice::backoff backoff{};
   bool bisect = false;
   bool report_batch_item_failures = false;
+  /// Downstream limits (sluice/limits.hpp), e.g. sluice::maximum_concurrency(8) or
+  /// sluice::adaptive_concurrency(1, 64), and sluice::rate_limit(...); empty: none. Simulated
+  /// with the runtime's own limiter: a call holds its slot until it ends in virtual time.
+  std::optional<concurrency_stage> concurrency;
+  std::optional<rate_limit_stage> rate;
 };
 
 struct simulation_options {
@@ -146,6 +153,9 @@ struct simulation_result {
   std::int64_t iterator_age_max_ms = 0;
   /// Records per handler call.
   double mean_batch = 0;
+  /// The limits' metrics at the end (the final concurrency limit, its moves, rate waits), when
+  /// the configuration has limits.
+  std::optional<limits_metrics> limits;
 };
 
 namespace detail {
@@ -363,6 +373,7 @@ class simulator : simulator_base {
   using engine_t = engine<mapping_t, manual_clock, memory_checkpoint_store, default_runtime_traits>;
   using lane_t = typename engine_t::lane;
 
+  struct simulated_limits;
   /// What lane_job::step reads (the engine's context, with the simulator's clock and handler).
   struct env {
     simulator* sim;
@@ -377,6 +388,45 @@ class simulator : simulator_base {
     }
     simulated_downstream& handler() noexcept { return sim->handler_; }
     simulated_dead_letters& destination() noexcept { return sim->dead_letters_; }
+    /// The limits as lane_job meets them (detail::limiter's calls), without blocking.
+    simulated_limits& limits() const noexcept { return sim->limits_; }
+  };
+
+  /// detail::limiter in virtual time. A call that finds no free slot is refused (lane_job then
+  /// returns as on a stop) and its lane waits in line for one; the tokens a refused call took
+  /// stay its own. A call's leave() is kept until the call ends (its end event), so its slot is
+  /// held for its whole virtual duration and the controller learns the outcome when the call
+  /// returns, as on a real thread.
+  struct simulated_limits {
+    simulator* sim;
+    std::optional<limiter> real;     // only with limits
+    std::uint32_t current = 0;       // the lane being stepped
+    std::deque<std::uint32_t> line;  // lanes waiting for a slot, in arrival order
+    bool refused = false;            // the current step was refused a slot
+    std::uint64_t waits = 0;         // lanes that joined the line
+    std::optional<std::pair<permit, call_feedback>> left;  // the current call's leave()
+
+    std::optional<time_point> admit(std::size_t records, time_point now) {
+      if (!real) return std::nullopt;
+      lane_slot& ls = sim->lanes_[current];
+      if (ls.admitted) return std::nullopt;  // taken before a refused entry
+      auto later = real->admit(records, now);
+      if (!later) ls.admitted = true;
+      return later;
+    }
+    permit enter() {
+      if (!real) return {true, 0, false};
+      const bool first = line.empty() || line.front() == current;
+      permit p = first ? real->try_enter() : permit{};
+      if (!p) {
+        refused = true;
+        return p;
+      }
+      if (!line.empty() && line.front() == current) line.pop_front();
+      sim->lanes_[current].admitted = false;
+      return p;
+    }
+    void leave(permit p, call_feedback feedback) { left.emplace(p, feedback); }
   };
 
   enum kind : std::uint8_t { call_end = 0, arrival = 1, poll = 2, ready = 3 };
@@ -402,6 +452,9 @@ class simulator : simulator_base {
     bool counted = false;
     const simulated_record* first = nullptr;
     std::uint64_t succeeded = 0;
+    std::optional<std::pair<permit, call_feedback>> left{};  // its call's limiter leave(), deferred
+    bool admitted = false;  // its next call's tokens are taken (it was refused a slot)
+    bool woken = false;     // in line, and a freed slot scheduled it to step again
   };
 
   static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
@@ -419,10 +472,12 @@ class simulator : simulator_base {
         retry_(retry_of(p)),
         engine_(simulated_mapping<Bisect, Report>(source_, p, this), clock_, store_, "simulated"),
         env_{this, retry_, stream_name_},
+        limits_{this, std::nullopt, 0, {}, false, 0, std::nullopt},
         handler_{this},
         records_(records) {
     clock_.set(start);
     bucket_time_ = start;
+    if (p.concurrency || p.rate) limits_.real.emplace(limits_config{p.concurrency, p.rate}, start);
     for (auto& s : engine_.shards()) {
       for (auto& l : s->lanes) {
         index_.emplace(l.get(), static_cast<std::uint32_t>(lanes_.size()));
@@ -517,7 +572,20 @@ class simulator : simulator_base {
     std::size_t published = npos;
     auto& counters = l.shard->counters;
     const std::uint64_t before = counters.succeeded.load(std::memory_order_relaxed);
+    limits_.current = i;
+    ls.woken = false;
+    limits_.refused = false;
+    limits_.left.reset();
     const step_result r = l.job.step(env_, counters, [&](std::size_t f) { published = f; });
+    if (limits_.refused) {  // no free slot: wait in line (end_call of another call wakes it)
+      publish(i, published);
+      if (std::find(limits_.line.begin(), limits_.line.end(), i) == limits_.line.end()) {
+        limits_.line.push_back(i);
+        ++limits_.waits;
+      }
+      return;
+    }
+    ls.left = limits_.left;
     if (!call_made_) {
       complete(i, t, r, published, false);
       return;
@@ -534,6 +602,22 @@ class simulator : simulator_base {
   void end_call(std::uint32_t i, time_point t) {
     lane_slot& ls = lanes_[i];
     if (ls.counted) --in_flight_;
+    if (ls.left) {  // the call returns: its slot frees, the controller learns how it went
+      limits_.real->leave(ls.left->first, ls.left->second);
+      ls.left.reset();
+      // Wake as many lanes, first in line first, as there are free slots now (a lane woken
+      // before and not yet stepped counts for its slot).
+      const limits_metrics m = limits_.real->snapshot();
+      std::size_t free = m.concurrency_limit > m.concurrent_invocations
+                             ? m.concurrency_limit - m.concurrent_invocations
+                             : (m.concurrency_limit == 0 ? limits_.line.size() : 0);
+      for (std::size_t k = 0; k < limits_.line.size() && free > 0; ++k, --free) {
+        lane_slot& w = lanes_[limits_.line[k]];
+        if (w.woken) continue;
+        w.woken = true;
+        push(t, ready, limits_.line[k]);
+      }
+    }
     for (std::uint64_t k = 0; k < ls.succeeded; ++k)
       latencies_.push_back((t - ls.first[k].arrival).count());
     if (ls.succeeded > 0) last_success_ = t;
@@ -541,21 +625,25 @@ class simulator : simulator_base {
   }
 
   /// What engine::run_job does after lane_job::step returns, at the step's end time t.
+  /// What engine::run_job's publish does: the lane's current batch is finished up to `published`.
+  void publish(std::uint32_t i, std::size_t published) {
+    if (published == npos) return;
+    auto& current = lanes_[i].l->current();
+    current.unfinished.store(published < current.n
+                                 ? sluice::sequence_number(current.records()[published])
+                                 : none_in_flight,
+                             std::memory_order_release);
+  }
+
   void complete(std::uint32_t i, time_point t, step_result r, std::size_t published, bool yielded) {
     lane_slot& ls = lanes_[i];
     lane_t& l = *ls.l;
-    auto& current = l.current();
-    if (published != npos) {
-      current.unfinished.store(published < current.n
-                                   ? sluice::sequence_number(current.records()[published])
-                                   : none_in_flight,
-                               std::memory_order_release);
-    }
+    publish(i, published);
     if (yielded) {  // the job goes on at once (a partial report's rest, a bisect half)
       push(t, ready, i);
       return;
     }
-    l.retrying.store(!r.done, std::memory_order_release);
+    l.retrying.store(!r.done && !r.paced, std::memory_order_release);
     if (r.done) {
       l.job.end();
       finished_at_ = t;
@@ -587,6 +675,10 @@ class simulator : simulator_base {
     out.mean_batch = c.invocations > 0 ? static_cast<double>(c.invoked_event_count) /
                                              static_cast<double>(c.invocations)
                                        : 0.0;
+    if (limits_.real) {
+      out.limits = limits_.real->snapshot();
+      out.limits->concurrency_waits = limits_.waits;  // the simulated runtime never blocks
+    }
     time_point first = far_future;
     for (const auto& v : *shards_) {
       if (!v.empty()) first = std::min(first, v.front().arrival);
@@ -623,6 +715,7 @@ class simulator : simulator_base {
   memory_checkpoint_store store_;
   engine_t engine_;
   env env_;
+  simulated_limits limits_;
   simulated_downstream handler_;
   simulated_dead_letters dead_letters_;
   std::uint64_t records_;
