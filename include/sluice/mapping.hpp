@@ -23,6 +23,7 @@
 #include "sluice/detail/compose/rules.hpp"
 #include "sluice/detail/compose/stage_kinds.hpp"
 #include "sluice/failure.hpp"
+#include "sluice/limits.hpp"
 #include "sluice/record.hpp"
 #include "sluice/source.hpp"
 #include "sluice/sources/range_source.hpp"
@@ -292,6 +293,15 @@ struct mapping_traits {
       return find<retry_test>(m).config;
     else
       return {};
+  }
+  /// The mapping has a concurrency limit or a rate limit (sluice/limits.hpp).
+  static constexpr bool has_limits = M::template has<limit_test>;
+  static limits_config limits(M& m) {
+    limits_config c;
+    if constexpr (M::template has<concurrency_limit_test>)
+      c.concurrency = find<concurrency_limit_test>(m);
+    if constexpr (M::template has<rate_limit_test>) c.rate = find<rate_limit_test>(m);
+    return c;
   }
   static auto& handler(M& m) { return find<sink_test>(m).handler; }
   static auto& destination(M& m) { return unwrap(find<on_failure_test>(m).destination); }

@@ -92,6 +92,18 @@ struct shard_metrics {
   }
 };
 
+/// A mapping's downstream limits (sluice/limits.hpp), mapping-wide: present in a snapshot only
+/// when the mapping has a concurrency limit or a rate limit.
+struct limits_metrics {
+  /// The concurrency allowed now (fixed, or where adaptive concurrency has it); 0: no limit.
+  std::uint32_t concurrency_limit = 0;
+  std::uint32_t concurrent_invocations = 0;  // handler calls running now
+  std::uint64_t concurrency_waits = 0;       // calls that waited for a free permit
+  std::uint64_t concurrency_decreases = 0;   // adaptive: times a throttle lowered the limit
+  std::uint64_t concurrency_increases = 0;   // adaptive: times successes raised the limit
+  std::uint64_t rate_limit_waits = 0;        // times a call waited for rate-limit tokens
+};
+
 /// A snapshot of a mapping's metrics: totals (the mapping) and one entry per shard.
 struct metrics_snapshot {
   std::string mapping_name;
@@ -100,6 +112,8 @@ struct metrics_snapshot {
   /// Records read from the source and not yet finished (bounded by shards x P x batches_per_lane x
   /// batch_size).
   std::uint64_t buffered_records = 0;
+  /// The mapping's downstream limits, when it has any (sluice/limits.hpp).
+  std::optional<limits_metrics> limits;
 };
 
 namespace detail {

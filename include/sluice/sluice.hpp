@@ -12,6 +12,7 @@
 #include "sluice/failure.hpp"
 #include "sluice/handlers/per_record.hpp"
 #include "sluice/hash.hpp"
+#include "sluice/limits.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/options.hpp"

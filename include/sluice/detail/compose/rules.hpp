@@ -26,8 +26,8 @@ constexpr bool right_side_is_a_stage() {
   static_assert(ok,
                 "sluice: the right side of | is not a sluice stage; a mapping is composed of "
                 "sluice::filter, transform, batching, parallelization_factor, retry, "
-                "bisect_batch_on_function_error, report_batch_item_failures, on_failure and "
-                "invoke");
+                "bisect_batch_on_function_error, report_batch_item_failures, on_failure, "
+                "maximum_concurrency, adaptive_concurrency, rate_limit and invoke");
   return ok;
 }
 
@@ -164,6 +164,18 @@ constexpr bool stage_appears_once() {
     constexpr bool ok = !M::template has<on_failure_test>;
     static_assert(ok, "sluice::on_failure appears twice in the mapping");
     return ok;
+  } else if constexpr (is_concurrency_limit<Stage>) {
+    constexpr bool ok = !M::template has<concurrency_limit_test>;
+    static_assert(ok,
+                  "sluice::maximum_concurrency / adaptive_concurrency appears twice in the "
+                  "mapping; a mapping has one concurrency limit");
+    return ok;
+  } else if constexpr (is_rate_limit<Stage>) {
+    constexpr bool ok = !M::template has<rate_limit_test>;
+    static_assert(ok,
+                  "sluice::rate_limit appears twice in the mapping; give records_per_second and "
+                  "invocations_per_second to one rate_limit");
+    return ok;
   } else {
     return true;
   }
@@ -279,6 +291,21 @@ constexpr bool record_handler_has_no_batch_level_stage() {
   }
 }
 
+/// The downstream limits count and pace batch handler calls: a per-record sink has none.
+template <class M, class Stage>
+constexpr bool limits_have_a_batch_handler() {
+  if constexpr (!is_sink<Stage>) {
+    return true;
+  } else {
+    constexpr bool ok = takes_a_batch<M, Stage>() || !M::template has<limit_test>;
+    static_assert(ok,
+                  "sluice::maximum_concurrency, adaptive_concurrency and rate_limit limit batch "
+                  "handler calls: the handler must take a batch (const sluice::batch<Record>&); "
+                  "wrap a per-record function: sluice::invoke(sluice::per_record(fn, mode))");
+    return ok;
+  }
+}
+
 /// Only a batch handler's result is read (a per-record sink's is not).
 template <class M, class Stage>
 constexpr bool handler_returns_a_report_or_void() {
@@ -349,6 +376,8 @@ constexpr bool appendable() {
   else if constexpr (!handler_takes_the_batch<M, Stage>())
     return false;
   else if constexpr (!record_handler_has_no_batch_level_stage<M, Stage>())
+    return false;
+  else if constexpr (!limits_have_a_batch_handler<M, Stage>())
     return false;
   else if constexpr (!handler_returns_a_report_or_void<M, Stage>())
     return false;

@@ -13,6 +13,7 @@
 #include "sluice/batch.hpp"
 #include "sluice/config.hpp"
 #include "sluice/failure.hpp"
+#include "sluice/limits.hpp"
 #include "sluice/stages.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -50,12 +51,18 @@ inline constexpr bool is_report = std::is_same_v<T, report_stage>;
 template <class T>
 inline constexpr bool is_parallelization = std::is_same_v<T, parallelization_stage>;
 template <class T>
+inline constexpr bool is_concurrency_limit = std::is_same_v<T, concurrency_stage>;
+template <class T>
+inline constexpr bool is_rate_limit = std::is_same_v<T, rate_limit_stage>;
+template <class T>
+inline constexpr bool is_limit = is_concurrency_limit<T> || is_rate_limit<T>;
+template <class T>
 inline constexpr bool is_per_record = is_filter<T> || is_transform<T>;
 template <class T>
 inline constexpr bool is_policy = is_retry<T> || is_bisect<T> || is_report<T> || is_on_failure<T>;
 template <class T>
-inline constexpr bool is_stage =
-    is_per_record<T> || is_batch<T> || is_policy<T> || is_parallelization<T> || is_sink<T>;
+inline constexpr bool is_stage = is_per_record<T> || is_batch<T> || is_policy<T> ||
+                                 is_parallelization<T> || is_limit<T> || is_sink<T>;
 template <class T>
 inline constexpr bool is_fragment = is_instance_of<T, fragment>;
 template <class T>
@@ -81,6 +88,9 @@ SLUICE_STAGE_TEST(report_test, is_report)
 SLUICE_STAGE_TEST(on_failure_test, is_on_failure)
 SLUICE_STAGE_TEST(parallelization_test, is_parallelization)
 SLUICE_STAGE_TEST(policy_test, is_policy)
+SLUICE_STAGE_TEST(concurrency_limit_test, is_concurrency_limit)
+SLUICE_STAGE_TEST(rate_limit_test, is_rate_limit)
+SLUICE_STAGE_TEST(limit_test, is_limit)
 SLUICE_STAGE_TEST(failed_test, is_composition_failed)
 #undef SLUICE_STAGE_TEST
 
