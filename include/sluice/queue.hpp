@@ -71,6 +71,22 @@ struct send_options {
   std::optional<duration> delay;  // standard queues only: 0..900 s (default: the queue's)
   std::string message_group_id;   // FIFO: required, 1..128 characters
   std::string deduplication_id;   // FIFO: required unless content-based deduplication
+
+  /// FIFO: a message of group `group` (deduplication id: `deduplication` or, when empty, the
+  /// queue's content-based deduplication).
+  static send_options in_group(std::string group, std::string deduplication = {}) {
+    send_options o;
+    o.message_group_id = std::move(group);
+    o.deduplication_id = std::move(deduplication);
+    return o;
+  }
+  /// Standard queues: a message invisible for `d` after it is sent.
+  template <class Rep, class Period>
+  static send_options delayed(std::chrono::duration<Rep, Period> d) {
+    send_options o;
+    o.delay = std::chrono::duration_cast<duration>(d);
+    return o;
+  }
 };
 
 /// One entry of send_batch.

@@ -81,11 +81,18 @@ class memory_queue {
       detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.name(),
                      fifo() ? "a FIFO queue (the source is FIFO)"
                             : "a standard queue (the source is standard)");
-    if (&dead_letter_queue == this)
-      detail::reject("redrive_policy.dead_letter_queue", name(), "another queue");
+    if (&dead_letter_queue == this || dead_letter_queue.dead_letter_queue() == this)
+      detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.name(),
+                     "another queue, whose own dead-letter queue is not this one");
     std::lock_guard lock(mutex_);
     dlq_ = &dead_letter_queue;
     max_receive_count_ = static_cast<std::uint32_t>(max_receive_count);
+  }
+
+  /// The dead-letter queue of the redrive policy, or null.
+  memory_queue* dead_letter_queue() {
+    std::lock_guard lock(mutex_);
+    return dlq_;
   }
 
   /// Sends one message (S-9.2, S-9.3); returns its message id (on a FIFO queue, a duplicate
@@ -125,7 +132,6 @@ class memory_queue {
                       std::size_t max_bytes = static_cast<std::size_t>(-1),
                       std::optional<duration> visibility_timeout = std::nullopt) {
     std::vector<entry> to_dlq;
-    memory_queue* dlq = nullptr;
     std::size_t taken = 0;
     {
       std::lock_guard lock(mutex_);
@@ -152,6 +158,7 @@ class memory_queue {
         if (dlq_ != nullptr && e.receive_count >= max_receive_count_) {
           it = ready_.erase(it);
           if (options_.fifo) forget_group_message_locked(e.group);
+          erase_expiry_locked(seq, e);
           to_dlq.push_back(std::move(e));
           messages_.erase(found);
           ++moved_;
@@ -174,9 +181,10 @@ class memory_queue {
         out.push_back(to_message(seq, e));
         ++taken;
       }
-      dlq = dlq_;
+      // Still under this queue's lock, so the message is never in neither queue (a waiter that
+      // sees this queue empty finds it in the dead-letter queue).
+      if (!to_dlq.empty()) dlq_->accept_dead_letters(std::move(to_dlq), this);
     }
-    if (!to_dlq.empty()) dlq->accept_dead_letters(std::move(to_dlq), this);
     return taken;
   }
 
@@ -197,6 +205,7 @@ class memory_queue {
           if (--g->second.in_flight == 0) group_freed = true;
           forget_group_message_locked(it->second.group);
         }
+        erase_expiry_locked(it->first, it->second);
         messages_.erase(it);  // its timed_ entry goes stale and is skipped
         ++deleted;
       }
@@ -238,6 +247,7 @@ class memory_queue {
         }
         ready_.erase(it->first);
         if (options_.fifo) forget_group_message_locked(it->second.group);
+        erase_expiry_locked(it->first, it->second);
         moving.emplace_back(target, std::move(it->second));
         it = messages_.erase(it);
       }
@@ -424,6 +434,15 @@ class memory_queue {
   bool stale_locked(const std::pair<const time_point, sequence_number_t>& t) const {
     auto it = messages_.find(t.second);
     return it == messages_.end() || it->second.visible_at != t.first;
+  }
+
+  void erase_expiry_locked(sequence_number_t seq, const entry& e) {
+    auto [lo, hi] = expiry_.equal_range(e.sent + options_.message_retention_period);
+    for (auto it = lo; it != hi; ++it)
+      if (it->second == seq) {
+        expiry_.erase(it);
+        return;
+      }
   }
 
   void forget_group_message_locked(const std::string& group) {

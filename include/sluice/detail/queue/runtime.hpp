@@ -34,6 +34,7 @@
 #include "sluice/detail/compose/rules.hpp"
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
+#include "sluice/detail/pipeline/limiter.hpp"
 #include "sluice/detail/util/validate.hpp"
 #include "sluice/events.hpp"
 #include "sluice/mapping.hpp"
@@ -86,10 +87,14 @@ queue_mapping_config queue_config(M& m, bool fifo) {
   return c;
 }
 
-/// The one place a queue mapping's concurrency limit is decided (S-9.13): how many handler
-/// calls may run at once, which is how many pollers sluice::start may have.
+/// The one place a queue mapping's concurrency is decided (S-9.13): how many pollers
+/// sluice::start may have (each runs one handler call at a time). With maximum_concurrency (or
+/// adaptive_concurrency) its maximum, and the mapping's limiter gates the calls; else
+/// workers(n), else the hardware threads.
 template <class M>
-std::uint32_t queue_concurrency(M& /*m*/, std::uint32_t workers) {
+std::uint32_t queue_concurrency(M& m, std::uint32_t workers) {
+  if constexpr (M::template has<concurrency_limit_test>)
+    return mapping_traits<M>::limits(m).concurrency->maximum;
   if (workers != 0) return workers;
   return std::max(1u, std::thread::hardware_concurrency());
 }
@@ -110,11 +115,24 @@ class queue_core {
         cfg_(queue_config(m_, queue_.fifo())),
         clock_(clock),
         name_(std::move(name)),
-        events_(events) {}
+        events_(events),
+        limiter_(traits::limits(m_), clock.now()) {}
 
   queue_type& queue() noexcept { return queue_; }
   Clock& clock() noexcept { return clock_; }
   const queue_mapping_config& config() const noexcept { return cfg_; }
+  /// The mapping's downstream limits (sluice/limits.hpp): a poller holds a permit from before it
+  /// receives until the batch is settled, and waits for rate tokens before the handler.
+  limiter& limits() noexcept { return limiter_; }
+
+  /// Waits (on the clock, on `self`) until the rate limit admits buf; false if stopped first.
+  bool admit(const std::vector<queue_message>& buf, sleeper& self, const std::atomic<bool>& stop) {
+    while (auto later = limiter_.admit(buf.size(), clock_.now())) {
+      if (stop.load()) return false;
+      clock_.sleep_until(*later, self);
+    }
+    return true;
+  }
 
   /// Receives one batch into buf (S-9.9), deleting the messages no filter keeps (S-9.10).
   /// Returns how many messages were received (buf holds the kept ones). With a batching window
@@ -140,8 +158,8 @@ class queue_core {
 
   /// Invokes the handler with buf and settles the outcome (S-9.11): deletes what succeeded;
   /// what failed stays in flight and returns after its visibility timeout.
-  void settle(std::vector<queue_message>& buf) {
-    if (buf.empty()) return;
+  call_feedback settle(std::vector<queue_message>& buf) {
+    if (buf.empty()) return call_feedback::neutral;
     const time_point now = clock_.now();
     const auto oldest = std::min_element(buf.begin(), buf.end(), [](const auto& a, const auto& b) {
                           return a.sent_timestamp < b.sent_timestamp;
@@ -177,11 +195,14 @@ class queue_core {
       live_counters::add(counters_.failed_invoke, failed);
       live_counters::add(counters_.succeeded, done.size());
       if (failed > 0) raise_failed(buf, failed);
-    } else {
+    } else {  // failure or throttle: every message returns after its visibility timeout
       live_counters::add(counters_.failed_invoke, buf.size());
       raise_failed(buf, buf.size());
     }
     if (!done.empty()) queue_.delete_messages(done);
+    return o == outcome::throttle  ? call_feedback::throttled
+           : o == outcome::failure ? call_feedback::neutral
+                                   : call_feedback::success;
   }
 
   metrics_snapshot metrics(std::uint64_t buffered) const {
@@ -192,11 +213,12 @@ class queue_core {
     s.total = sm.counters;
     s.shards.push_back(std::move(sm));
     s.buffered_records = buffered;
+    if constexpr (traits::has_limits) s.limits = limiter_.snapshot();
     return s;
   }
 
  private:
-  enum class outcome { success, partial, failure };
+  enum class outcome { success, partial, failure, throttle };
 
   static std::size_t payload_bytes(const std::vector<queue_message>& buf) {
     std::size_t n = 0;
@@ -252,7 +274,7 @@ class queue_core {
     } catch (const throttled& e) {
       last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
       live_counters::add(counters_.throttles, 1);
-      return outcome::failure;
+      return outcome::throttle;
     } catch (const std::exception& e) {
       last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
@@ -311,6 +333,7 @@ class queue_core {
   live_counters counters_;
   std::vector<bool> failed_;
   error_info last_error_;
+  limiter limiter_;
 };
 
 /// Wakes one sleeper when the queue has news (sluice::run's thread).
@@ -355,6 +378,7 @@ class queue_driver final : public running_control, private data_listener {
   }
   void request_stop() override {
     stop_.store(true);
+    core_->limits().interrupt();
     std::lock_guard lock(mutex_);
     for (auto& p : pollers_) core_->clock().wake(p->sleep);
     caught_up_cv_.notify_all();
@@ -436,17 +460,24 @@ class queue_driver final : public running_control, private data_listener {
         ++busy_;
       }
       std::size_t received = 0;
+      permit call = core.limits().enter();  // before receiving: nothing held while waiting
       try {
-        received = core.collect(buf, p.sleep, stop_);
-        held_.fetch_add(buf.size(), std::memory_order_relaxed);
-        if (buf.size() >= core.config().batch_size) {
-          std::lock_guard lock(mutex_);
-          if (!wake_parked_locked()) spawn_locked();
+        if (call) {
+          received = core.collect(buf, p.sleep, stop_);
+          held_.fetch_add(buf.size(), std::memory_order_relaxed);
+          if (buf.size() >= core.config().batch_size) {
+            std::lock_guard lock(mutex_);
+            if (!wake_parked_locked()) spawn_locked();
+          }
+          const call_feedback feedback =
+              core.admit(buf, p.sleep, stop_) ? core.settle(buf) : call_feedback::neutral;
+          core.limits().leave(std::exchange(call, permit{}), feedback);
+          held_.fetch_sub(buf.size(), std::memory_order_relaxed);
+          buf.clear();
         }
-        core.settle(buf);
-        held_.fetch_sub(buf.size(), std::memory_order_relaxed);
-        buf.clear();
       } catch (...) {  // a filter threw: stop; its message returns after its visibility timeout
+        core.limits().leave(call, call_feedback::neutral);
+        core.limits().interrupt();
         std::lock_guard lock(mutex_);
         if (!failure_) failure_ = std::current_exception();
         stop_.store(true);
@@ -526,11 +557,15 @@ run(mapping<Source, Stages>&& m, Opts... opts) {
     });
     std::vector<queue_message> buf;
     while (!stopped) {
+      const detail::permit call = core.limits().enter();  // one call at a time: always free
       const std::size_t received = core.collect(buf, self, stopped);
       if (!buf.empty()) {
-        core.settle(buf);
+        const detail::call_feedback feedback =
+            core.admit(buf, self, stopped) ? core.settle(buf) : detail::call_feedback::neutral;
+        core.limits().leave(call, feedback);
         continue;
       }
+      core.limits().leave(call, detail::call_feedback::neutral);
       if (received > 0) continue;  // all filtered out
       if (core.queue().empty()) break;
       o.clock->sleep_until(core.queue().next_visible_time(), self);
