@@ -125,13 +125,14 @@ class memory_queue {
   }
 
   /// Receives up to max_messages visible messages (S-9.5, S-9.7) whose bodies sum to at most
-  /// max_bytes (the first one alone may be larger), appending them to out. Each becomes
-  /// invisible for `visibility_timeout` (default: the queue's) and its receive count goes up.
-  /// Messages at their redrive limit move to the dead-letter queue instead.
+  /// max_bytes, appending them to out (when out is empty, its first message may be larger). Each
+  /// becomes invisible for `visibility_timeout` (default: the queue's) and its receive count goes
+  /// up. Messages at their redrive limit move to the dead-letter queue instead.
   std::size_t receive(std::vector<queue_message>& out, std::size_t max_messages,
                       std::size_t max_bytes = static_cast<std::size_t>(-1),
                       std::optional<duration> visibility_timeout = std::nullopt) {
     std::vector<entry> to_dlq;
+    const bool out_was_empty = out.empty();  // only a batch's first message may exceed max_bytes
     std::size_t taken = 0;
     {
       std::lock_guard lock(mutex_);
@@ -164,7 +165,7 @@ class memory_queue {
           ++moved_;
           continue;
         }
-        if (taken > 0 && bytes + e.body.size() > max_bytes) break;
+        if ((taken > 0 || !out_was_empty) && bytes + e.body.size() > max_bytes) break;
         bytes += e.body.size();
         it = ready_.erase(it);
         ++e.receive_count;
