@@ -189,7 +189,7 @@ class memory_queue {
     return taken;
   }
 
-  /// Deletes the messages whose receipts are still their latest receive, in flight (S-9.5).
+  /// Deletes the messages whose receipts are still their latest receive (S-9.5).
   /// Returns how many were deleted.
   std::size_t delete_messages(const std::vector<receipt_handle>& receipts) {
     std::size_t deleted = 0;
@@ -198,14 +198,18 @@ class memory_queue {
       std::lock_guard lock(mutex_);
       for (const receipt_handle& r : receipts) {
         auto it = messages_.find(r.sequence);
-        if (it == messages_.end() || !it->second.in_flight || it->second.receive != r.receive)
+        // SQS: the latest receipt deletes, also after the visibility timeout passed (as long as
+        // no later receive replaced it).
+        if (it == messages_.end() || it->second.receive == 0 || it->second.receive != r.receive)
           continue;
-        --in_flight_;
-        if (options_.fifo) {
-          auto g = groups_.find(it->second.group);
-          if (--g->second.in_flight == 0) group_freed = true;
-          forget_group_message_locked(it->second.group);
+        if (it->second.in_flight) {
+          --in_flight_;
+          if (options_.fifo && --groups_.find(it->second.group)->second.in_flight == 0)
+            group_freed = true;
+        } else {
+          ready_.erase(it->first);
         }
+        if (options_.fifo) forget_group_message_locked(it->second.group);
         erase_expiry_locked(it->first, it->second);
         messages_.erase(it);  // its timed_ entry goes stale and is skipped
         ++deleted;
