@@ -350,7 +350,7 @@ class memory_queue {
     return m;
   }
 
-  std::string enqueue_locked(std::string body, send_options o, time_point now) {
+  std::string enqueue_locked(std::string&& body, send_options&& o, time_point now) {
     std::string dedup_key;
     if (options_.fifo) {
       while (!dedup_order_.empty() &&

@@ -31,6 +31,7 @@
 #include "sluice/queue.hpp"
 #include "sluice/source.hpp"
 #include "sluice/sources/memory_queue.hpp"
+#include "sluice/sqlite/codec.hpp"
 #include "sluice/sqlite/database.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -68,13 +69,6 @@ CREATE TABLE sluice_queue_dedup(queue_id INTEGER NOT NULL, dedup_key BLOB NOT NU
   accepted_ns INTEGER NOT NULL, message_id TEXT NOT NULL,
   PRIMARY KEY(queue_id, dedup_key)) WITHOUT ROWID;
 )sql";
-
-inline std::int64_t to_ns(time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-inline time_point from_ns(std::int64_t ns) {
-  return time_point(std::chrono::duration_cast<duration>(std::chrono::nanoseconds(ns)));
-}
 
 /// Attributes as one blob: for each pair, "<key size>:<key><value size>:<value>".
 inline std::string encode_attributes(const std::map<std::string, std::string>& a) {
@@ -488,7 +482,7 @@ class queue {
         return id;
       }
     }
-    const std::string id = sluice::detail::next_message_id();
+    std::string id = sluice::detail::next_message_id();
     const std::int64_t seq = bump_locked(id_);
     const std::string attributes = detail::encode_attributes(o.attributes);
     const std::string dedup =
