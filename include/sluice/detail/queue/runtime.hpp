@@ -173,31 +173,32 @@ class queue_core {
         live_counters::add(counters_.retries, 1);
         break;
       }
-    failed_.assign(buf.size(), false);
-    const outcome o = invoke(buf);
+    attempt a;  // per call: several pollers settle at once
+    a.failed.assign(buf.size(), false);
+    const outcome o = invoke(buf, a);
     std::vector<receipt_handle> done;
     if (o == outcome::success || o == outcome::partial) {
       if (o == outcome::partial && queue_.fifo()) {  // S-9.11: after a group's first failure
         std::unordered_map<std::string_view, bool> group_failed;
         for (std::size_t i = 0; i < buf.size(); ++i) {
           bool& g = group_failed[buf[i].message_group_id];
-          if (failed_[i]) g = true;
-          if (g) failed_[i] = true;
+          if (a.failed[i]) g = true;
+          if (g) a.failed[i] = true;
         }
       }
       std::size_t failed = 0;
       for (std::size_t i = 0; i < buf.size(); ++i) {
-        if (failed_[i])
+        if (a.failed[i])
           ++failed;
         else
           done.push_back(buf[i].receipt);
       }
       live_counters::add(counters_.failed_invoke, failed);
       live_counters::add(counters_.succeeded, done.size());
-      if (failed > 0) raise_failed(buf, failed);
+      if (failed > 0) raise_failed(buf, failed, a.error);
     } else {  // failure or throttle: every message returns after its visibility timeout
       live_counters::add(counters_.failed_invoke, buf.size());
-      raise_failed(buf, buf.size());
+      raise_failed(buf, buf.size(), a.error);
     }
     if (!done.empty()) queue_.delete_messages(done);
     return o == outcome::throttle  ? call_feedback::throttled
@@ -219,6 +220,11 @@ class queue_core {
 
  private:
   enum class outcome { success, partial, failure, throttle };
+  /// One handler call's state: which messages failed, and the error.
+  struct attempt {
+    std::vector<bool> failed;
+    error_info error;
+  };
 
   static std::size_t payload_bytes(const std::vector<queue_message>& buf) {
     std::size_t n = 0;
@@ -251,7 +257,7 @@ class queue_core {
     return got;
   }
 
-  outcome invoke(const std::vector<queue_message>& buf) {
+  outcome invoke(const std::vector<queue_message>& buf, attempt& a) {
     const batch<queue_message> b(std::span<const queue_message>(buf.data(), buf.size()), 0);
     auto& handler = traits::handler(m_);
     try {
@@ -269,45 +275,46 @@ class queue_core {
         else if (r)
           failures = &*r;
         if (failures == nullptr || failures->empty()) return outcome::success;
-        return read_report(buf, *failures);
+        return read_report(buf, *failures, a);
       }
     } catch (const throttled& e) {
-      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
+      a.error = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
       live_counters::add(counters_.throttles, 1);
       return outcome::throttle;
     } catch (const std::exception& e) {
-      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
+      a.error = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
-      last_error_ =
-          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+      a.error = error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
     }
     live_counters::add(counters_.function_errors, 1);
     return outcome::failure;
   }
 
   /// S-9.11: every identifier must be a message id of the batch, else the whole batch fails.
-  outcome read_report(const std::vector<queue_message>& buf, const queue_item_failures& f) {
+  outcome read_report(const std::vector<queue_message>& buf, const queue_item_failures& f,
+                      attempt& a) {
     for (const std::string& id : f.item_identifiers) {
       std::size_t i = 0;
       while (i < buf.size() && buf[i].message_id != id) ++i;
       if (id.empty() || i == buf.size()) {
-        last_error_ = error_info{"sluice::invalid_batch_item_failures",
-                                 "item identifier \"" + id + "\" is not a message id of the batch",
-                                 attempt_outcome::returned_report};
-        std::fill(failed_.begin(), failed_.end(), false);
+        a.error = error_info{"sluice::invalid_batch_item_failures",
+                             "item identifier \"" + id + "\" is not a message id of the batch",
+                             attempt_outcome::returned_report};
+        std::fill(a.failed.begin(), a.failed.end(), false);
         live_counters::add(counters_.function_errors, 1);
         return outcome::failure;
       }
-      failed_[i] = true;
+      a.failed[i] = true;
     }
-    last_error_ = error_info{
+    a.error = error_info{
         "sluice::queue_item_failures",
         "the handler reported " + std::to_string(f.item_identifiers.size()) + " failed message(s)",
         attempt_outcome::returned_report};
     return outcome::partial;
   }
 
-  void raise_failed(const std::vector<queue_message>& buf, std::size_t failed) {
+  void raise_failed(const std::vector<queue_message>& buf, std::size_t failed,
+                    const error_info& error) {
     if (events_ == nullptr) return;
     std::uint32_t attempts = 0;
     for (const auto& msg : buf) attempts = std::max(attempts, msg.approximate_receive_count);
@@ -319,8 +326,8 @@ class queue_core {
     e.last_sequence = buf.back().sequence;
     e.records = failed;
     e.attempts = attempts;
-    e.error_type = last_error_.type;
-    e.error_message = last_error_.message;
+    e.error_type = error.type;
+    e.error_message = error.message;
     events_->on_event(e);
   }
 
@@ -331,8 +338,6 @@ class queue_core {
   std::string name_;
   event_sink* events_;
   live_counters counters_;
-  std::vector<bool> failed_;
-  error_info last_error_;
   limiter limiter_;
 };
 
