@@ -185,6 +185,9 @@ TEST(MemoryQueue, RedrivePolicyValidationAndRedriveToAGivenQueue) {
   EXPECT_THROW(q.set_redrive_policy(q, 3), sluice::configuration_error);
   q.set_redrive_policy(dlq, 1);
   EXPECT_THROW(dlq.set_redrive_policy(q, 1), sluice::configuration_error);
+  queue third({}, clock);
+  dlq.set_redrive_policy(third, 1);
+  EXPECT_THROW(third.set_redrive_policy(q, 1), sluice::configuration_error) << "a longer cycle";
   q.send("poison");
   std::vector<queue_message> got;
   q.receive(got, 1);

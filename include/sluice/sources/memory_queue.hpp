@@ -72,6 +72,14 @@ class memory_queue {
   std::string_view name() const noexcept { return options_.name; }
   const queue_options& options() const noexcept { return options_; }
 
+  /// Whether following redrive policies from this queue reaches `q` (a cycle would deadlock
+  /// moves and send messages round for ever).
+  bool leads_to(const memory_queue* q) {
+    for (memory_queue* at = this; at != nullptr; at = at->dead_letter_queue())
+      if (at == q) return true;
+    return false;
+  }
+
   /// S-9.6: a message received max_receive_count times is moved to `dead_letter_queue` at its
   /// next receive. The dead-letter queue must be of the same kind and outlive this queue's use.
   void set_redrive_policy(memory_queue& dead_letter_queue, std::int64_t max_receive_count) {
@@ -81,9 +89,9 @@ class memory_queue {
       detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.name(),
                      fifo() ? "a FIFO queue (the source is FIFO)"
                             : "a standard queue (the source is standard)");
-    if (&dead_letter_queue == this || dead_letter_queue.dead_letter_queue() == this)
+    if (&dead_letter_queue == this || dead_letter_queue.leads_to(this))
       detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.name(),
-                     "another queue, whose own dead-letter queue is not this one");
+                     "another queue, whose redrive policies do not lead back to this one");
     std::lock_guard lock(mutex_);
     dlq_ = &dead_letter_queue;
     max_receive_count_ = static_cast<std::uint32_t>(max_receive_count);

@@ -140,6 +140,16 @@ class queue {
   const queue_options& options() const noexcept { return options_; }
   std::string file() const { return detail::file_of(db_.handle()); }
 
+  /// Whether following redrive policies from this queue reaches `q` (a cycle is refused).
+  bool leads_to(const queue* q) {
+    for (queue* at = this; at != nullptr;) {
+      if (at == q) return true;
+      std::lock_guard lock(at->mutex_);
+      at = at->dlq_;
+    }
+    return false;
+  }
+
   /// S-9.6; the dead-letter queue must live in the same file (a move is one transaction).
   void set_redrive_policy(queue& dead_letter_queue, std::int64_t max_receive_count) {
     sluice::detail::require_in_range<std::int64_t>("redrive_policy.max_receive_count",
@@ -148,9 +158,9 @@ class queue {
       sluice::detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.name(),
                              fifo() ? "a FIFO queue (the source is FIFO)"
                                     : "a standard queue (the source is standard)");
-    if (&dead_letter_queue == this || dead_letter_queue.dlq_ == this)
+    if (&dead_letter_queue == this || dead_letter_queue.leads_to(this))
       sluice::detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.name(),
-                             "another queue, whose own dead-letter queue is not this one");
+                             "another queue, whose redrive policies do not lead back to this one");
     if (std::filesystem::path(dead_letter_queue.file()) != std::filesystem::path(file()))
       sluice::detail::reject("redrive_policy.dead_letter_queue", dead_letter_queue.file(),
                              "a queue in the same file (" + file() + ")");
