@@ -55,8 +55,9 @@ inline concurrency_stage maximum_concurrency(std::int64_t n) {
 /// shrinks when the handler throws sluice::throttled, never outside minimum..maximum
 /// (1 <= minimum <= maximum <= 1,000). Growth doubles the limit per round of successful calls
 /// until the first throttle (slow start), then adds 1 per round (a round = as many successful
-/// calls as the limit); a throttle multiplies it by decrease_factor (0.5..0.95, default 0.9), at
-/// most once per round. See docs/limits.md.
+/// calls as the limit), counting only calls the limit held back (they waited for a slot or took
+/// the last one); a throttle multiplies it by decrease_factor (0.5..0.95, default 0.9), at most
+/// once per round. See docs/limits.md.
 inline concurrency_stage adaptive_concurrency(std::int64_t minimum, std::int64_t maximum,
                                               double decrease_factor = 0.9) {
   detail::require_in_range<std::int64_t>("adaptive_concurrency minimum", minimum, 1,

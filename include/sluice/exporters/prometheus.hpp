@@ -119,6 +119,47 @@ inline constexpr prometheus_family prometheus_families[] = {
      }},
 };
 #undef SLUICE_PROMETHEUS_COUNTER
+
+/// Per mapping, for mappings with downstream limits (sluice/limits.hpp); nothing when none has.
+inline void append_limits(std::string& out, std::span<const metrics_snapshot> snapshots) {
+  struct family {
+    std::string_view name, type, help;
+    std::uint64_t (*value)(const limits_metrics&);
+  };
+  static constexpr family families[] = {
+      {"sluice_concurrency_limit", "gauge",
+       "Handler calls the mapping may run at once now (maximum_concurrency, or where "
+       "adaptive_concurrency has it).",
+       [](const limits_metrics& l) -> std::uint64_t { return l.concurrency_limit; }},
+      {"sluice_concurrent_invocations", "gauge", "Handler calls of the mapping running now.",
+       [](const limits_metrics& l) -> std::uint64_t { return l.concurrent_invocations; }},
+      {"sluice_concurrency_waits_total", "counter",
+       "Handler calls that waited for a free slot of the concurrency limit.",
+       [](const limits_metrics& l) { return l.concurrency_waits; }},
+      {"sluice_concurrency_limit_decreases_total", "counter",
+       "Times a throttle lowered the adaptive concurrency limit.",
+       [](const limits_metrics& l) { return l.concurrency_decreases; }},
+      {"sluice_concurrency_limit_increases_total", "counter",
+       "Times successful calls raised the adaptive concurrency limit.",
+       [](const limits_metrics& l) { return l.concurrency_increases; }},
+      {"sluice_rate_limit_waits_total", "counter",
+       "Times a handler call waited for rate-limit tokens (rate_limit's backpressure).",
+       [](const limits_metrics& l) { return l.rate_limit_waits; }},
+  };
+  bool any = false;
+  for (const metrics_snapshot& snapshot : snapshots) any |= snapshot.limits.has_value();
+  if (!any) return;
+  for (const family& f : families) {
+    out.append("# HELP ").append(f.name).append(" ").append(f.help).append("\n");
+    out.append("# TYPE ").append(f.name).append(" ").append(f.type).append("\n");
+    for (const metrics_snapshot& snapshot : snapshots) {
+      if (!snapshot.limits) continue;
+      out.append(f.name).append("{mapping=\"");
+      append_label_value(out, snapshot.mapping_name);
+      out.append("\"} ").append(std::to_string(f.value(*snapshot.limits))).append("\n");
+    }
+  }
+}
 }  // namespace detail
 
 /// Renders several mappings' snapshots as one exposition: each metric family appears once, with
@@ -163,6 +204,7 @@ inline std::string to_prometheus(std::span<const metrics_snapshot> snapshots) {
     detail::append_label_value(out, snapshot.mapping_name);
     out.append("\"} ").append(std::to_string(snapshot.buffered_records)).append("\n");
   }
+  detail::append_limits(out, snapshots);
   return out;
 }
 

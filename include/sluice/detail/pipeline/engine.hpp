@@ -30,6 +30,7 @@
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
+#include "sluice/detail/pipeline/limiter.hpp"
 #include "sluice/error.hpp"
 #include "sluice/events.hpp"
 #include "sluice/hash.hpp"
@@ -164,6 +165,8 @@ class engine {
     const std::string& stream_name;
     event_sink* events() const noexcept { return e->events_; }
     const std::string& mapping_name() const noexcept { return e->name_; }
+    /// The mapping's downstream limits (sluice/limits.hpp); only when it has some.
+    limiter& limits() const noexcept requires traits::has_limits { return e->limiter_; }
   };
 
   engine(M&& m, Clock& clock, Store& store, std::string name,
@@ -177,7 +180,8 @@ class engine {
         stream_name_(std::string(source().name())),
         context_{this, retry_, stream_name_},
         stage_errors_(stage_errors),
-        events_(events) {
+        events_(events),
+        limiter_(traits::limits(mapping_), clock.now()) {
     if (stage_errors_ == stage_error_policy::to_destination && !traits::has_destination)
       reject("on_stage_error", "to_destination",
              "stop, or to_destination in a mapping with sluice::on_failure(destination)");
@@ -218,6 +222,11 @@ class engine {
     return stop_ != nullptr && stop_->load(std::memory_order_relaxed);
   }
   void set_stop_flag(const std::atomic<bool>* stop) noexcept { stop_ = stop; }
+  /// A stop was requested: calls waiting for a concurrency permit give up (they are abandoned,
+  /// as on stop).
+  void interrupt_limits() {
+    if constexpr (traits::has_limits) limiter_.interrupt();
+  }
 
   source_type& source() { return unwrap(mapping_.source.source); }
   std::vector<std::unique_ptr<shard_state>>& shards() noexcept { return shards_; }
@@ -430,7 +439,9 @@ class engine {
                                  std::memory_order_release);
       };
       const step_result r = l.job.step(context_, l.shard->counters, publish);
-      l.retrying.store(!r.done, std::memory_order_release);
+      // A lane waiting for rate-limit tokens is not retrying: its reader waits for it (the
+      // rate limit's backpressure) rather than bypassing it.
+      l.retrying.store(!r.done && !r.paced, std::memory_order_release);
       if (!r.done) return {false, false, r.wait_until};
       l.job.end();
       return {true, l.finish(), {}};
@@ -479,6 +490,7 @@ class engine {
                                t.on_failure_destination_delivered_event_count +
                                t.dropped_event_count;
     m.buffered_records = t.polled_event_count > done ? t.polled_event_count - done : 0;
+    if constexpr (traits::has_limits) m.limits = limiter_.snapshot();
     return m;
   }
 
@@ -852,6 +864,11 @@ class engine {
   context context_;
   stage_error_policy stage_errors_;
   event_sink* events_;  // sluice::events(sink), or null
+  struct no_limiter {
+    no_limiter(const limits_config&, time_point) noexcept {}
+  };
+  // The mapping's downstream limits, shared by its lanes (nothing without limit stages).
+  [[no_unique_address]] std::conditional_t<traits::has_limits, limiter, no_limiter> limiter_;
 };
 
 }  // namespace detail

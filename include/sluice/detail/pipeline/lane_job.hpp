@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sluice/batch.hpp"
+#include "sluice/detail/pipeline/limiter.hpp"
 #include "sluice/events.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/metrics.hpp"
@@ -65,6 +66,7 @@ inline error_info describe(const std::exception_ptr& error) {
 struct step_result {
   bool done;
   time_point wait_until;  // when !done: call step() again at or after this time
+  bool paced = false;     // !done because of the rate limit (not a failure: no retry)
 };
 
 inline std::uint64_t splitmix64(std::uint64_t& state) noexcept {
@@ -173,7 +175,14 @@ class lane_job {
           continue;
         }
       }
-      attempt(env, counters, seg, now);
+      permit p{true, 0};
+      if constexpr (limited<Env>) {  // sluice/limits.hpp: tokens first, then a permit
+        if (const auto later = env.limits().admit(seg.end - seg.begin, now))
+          return {false, *later, true};
+        p = env.limits().enter();  // may sleep while the mapping is at its concurrency limit
+        if (!p) return {false, env.now()};  // stop requested while waiting: abandoned
+      }
+      attempt(env, counters, seg, limited<Env> ? env.now() : now, p);
       publish(finished_);
       if (waiting_) {
         waiting_ = false;
@@ -192,8 +201,14 @@ class lane_job {
 
   enum class outcome { success, partial, failure, throttle };
 
+  /// The mapping has downstream limits (the engine's context then has limits()).
   template <class Env>
-  void attempt(Env& env, live_counters& counters, segment& seg, time_point now) {
+  static constexpr bool limited = requires(Env& env) {
+    env.limits();
+  };
+
+  template <class Env>
+  void attempt(Env& env, live_counters& counters, segment& seg, time_point now, permit p) {
     const std::uint32_t n = seg.end - seg.begin;
     const batch<R> b(records_.subspan(seg.begin, n), shard_);
     if (seg.invocations > 0) live_counters::add(counters.retries, 1);
@@ -205,6 +220,13 @@ class lane_job {
 
     std::uint32_t lowest_failed = seg.begin;
     const outcome result = invoke(env, counters, b, seg, lowest_failed);
+    if constexpr (limited<Env>) {
+      env.limits().leave(p, result == outcome::throttle  ? call_feedback::throttled
+                            : result == outcome::failure ? call_feedback::neutral
+                                                         : call_feedback::success);
+    } else {
+      (void)p;
+    }
     switch (result) {
       case outcome::success:
         live_counters::add(counters.succeeded, n);

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 
@@ -35,65 +36,61 @@ SLUICE_BEGIN_NAMESPACE
 namespace detail {
 
 /// At most limit() holders at once. The limit may change while permits are held (lowering it
-/// below the holders only stops new entries until enough leave). Waiters enter in arrival order.
+/// below the holders only stops new entries until enough leave). Waiters queue in arrival order
+/// and each sleeps on its own condition variable: a freed permit is handed to the first waiter
+/// and wakes only that thread (no thundering herd when many threads wait).
 class concurrency_gate {
  public:
   explicit concurrency_gate(std::uint32_t limit) : limit_(std::max<std::uint32_t>(1, limit)) {}
 
-  /// Takes a permit if one is free and nobody waits for one.
-  bool try_acquire() {
+  /// Takes a permit if one is free and nobody waits for one. `saturated` (if given) tells
+  /// whether this permit was the last one free: the limit, not the caller, bounded concurrency.
+  bool try_acquire(bool* saturated = nullptr) {
     std::lock_guard lock(mutex_);
-    if (interrupted_ || head_ != next_ || in_flight_ >= limit_) return false;
+    if (interrupted_ || !queue_.empty() || in_flight_ >= limit_) return false;
     ++in_flight_;
+    if (saturated != nullptr) *saturated = in_flight_ >= limit_;
     return true;
   }
 
   /// Takes a permit, sleeping until one is free; false (no permit) once interrupt() was called.
-  bool acquire() {
+  /// `saturated` (if given) tells whether the limit held the call back: it waited, or took the
+  /// last free permit.
+  bool acquire(bool* saturated = nullptr) {
     std::unique_lock lock(mutex_);
     if (interrupted_) return false;
-    if (head_ == next_ && in_flight_ < limit_) {
+    if (queue_.empty() && in_flight_ < limit_) {
       ++in_flight_;
+      if (saturated != nullptr) *saturated = in_flight_ >= limit_;
       return true;
     }
+    if (saturated != nullptr) *saturated = true;
     waits_.fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t ticket = next_++;
-    cv_.wait(lock, [&] { return interrupted_ || (ticket == head_ && in_flight_ < limit_); });
-    ++head_;  // the next in line may go (also when this one leaves interrupted)
-    if (interrupted_) {
-      cv_.notify_all();
-      return false;
-    }
-    ++in_flight_;
-    if (head_ != next_ && in_flight_ < limit_) cv_.notify_all();
-    return true;
+    waiter self;
+    queue_.push_back(&self);
+    self.cv.wait(lock, [&] { return self.granted || interrupted_; });
+    if (self.granted) return true;  // counted in in_flight_ by whoever granted it
+    std::erase(queue_, &self);
+    return false;
   }
 
   void release() {
-    {
-      std::lock_guard lock(mutex_);
-      --in_flight_;
-      if (head_ == next_) return;  // nobody waits
-    }
-    cv_.notify_all();
+    std::lock_guard lock(mutex_);
+    --in_flight_;
+    grant();
   }
 
   void set_limit(std::uint32_t limit) {
-    {
-      std::lock_guard lock(mutex_);
-      limit_ = std::max<std::uint32_t>(1, limit);
-      if (head_ == next_) return;
-    }
-    cv_.notify_all();
+    std::lock_guard lock(mutex_);
+    limit_ = std::max<std::uint32_t>(1, limit);
+    grant();
   }
 
   /// Wakes every waiter (their acquire() returns false) and fails every later acquire().
   void interrupt() {
-    {
-      std::lock_guard lock(mutex_);
-      interrupted_ = true;
-    }
-    cv_.notify_all();
+    std::lock_guard lock(mutex_);
+    interrupted_ = true;
+    for (waiter* w : queue_) w->cv.notify_one();
   }
 
   std::uint32_t limit() const {
@@ -108,12 +105,26 @@ class concurrency_gate {
   std::uint64_t waits() const noexcept { return waits_.load(std::memory_order_relaxed); }
 
  private:
+  struct waiter {
+    std::condition_variable cv;
+    bool granted = false;
+  };
+
+  /// Hands free permits to the first waiters (under the mutex).
+  void grant() {
+    while (!interrupted_ && !queue_.empty() && in_flight_ < limit_) {
+      waiter* w = queue_.front();
+      queue_.pop_front();
+      ++in_flight_;
+      w->granted = true;
+      w->cv.notify_one();
+    }
+  }
+
   mutable std::mutex mutex_;
-  std::condition_variable cv_;
   std::uint32_t limit_;
   std::uint32_t in_flight_ = 0;
-  std::uint64_t head_ = 0;  // the ticket whose turn it is
-  std::uint64_t next_ = 0;  // the ticket the next waiter gets
+  std::deque<waiter*> queue_;  // in arrival order; each lives on its waiting thread's stack
   bool interrupted_ = false;
   std::atomic<std::uint64_t> waits_{0};
 };
@@ -132,8 +143,8 @@ class token_bucket {
     const double need = std::min(n, rate_.burst);
     if (tokens_ + epsilon >= need) return std::nullopt;
     const double seconds = (need - tokens_) / rate_.per_second;
-    const auto wait = std::chrono::duration_cast<duration>(std::chrono::duration<double>(seconds));
-    return now + wait + duration(1);  // rounded up: at that time the tokens are there
+    // Rounded up to the clock's tick; at that time the tokens are there (up to `epsilon`).
+    return now + std::chrono::ceil<duration>(std::chrono::duration<double>(seconds));
   }
   /// Takes n tokens (after ready_at said now).
   void take(double n) { tokens_ -= n; }
@@ -165,7 +176,11 @@ class token_bucket {
 ///  - a throttle multiplies the limit by `decrease_factor` (rounded down, at least `minimum`),
 ///    at most once per round: throttles of calls that began before the last decrease (an older
 ///    epoch) saw the old limit and do not lower it again (TCP reduces once per window).
-/// Function errors other than a throttle are no capacity signal: neutral. Not synchronized.
+/// Function errors other than a throttle are no capacity signal: neutral. And the limit grows
+/// only from calls the limit held back (`saturated`: the call waited for a permit or took the
+/// last one), as TCP grows its window only while the window limits it (RFC 7661): a mapping
+/// whose lanes do not fill the limit learns nothing about the downstream, and a limit that grew
+/// unused would let a later burst overshoot. Not synchronized.
 class aimd_controller {
  public:
   explicit aimd_controller(const concurrency_stage& c)
@@ -182,10 +197,11 @@ class aimd_controller {
   std::uint64_t increases() const noexcept { return increases_; }
   std::uint64_t decreases() const noexcept { return decreases_; }
 
-  /// A call that began in `epoch` succeeded. Returns whether the limit changed.
-  bool on_success(std::uint64_t epoch) noexcept {
+  /// A call that began in `epoch` succeeded; `saturated`: the limit held it back (see above).
+  /// Returns whether the limit changed.
+  bool on_success(std::uint64_t epoch, bool saturated = true) noexcept {
     (void)epoch;
-    if (!adaptive_ || limit_ >= maximum_) return false;
+    if (!adaptive_ || !saturated || limit_ >= maximum_) return false;
     if (!slow_start_ && ++credit_ < limit_) return false;
     credit_ = 0;
     ++limit_;
@@ -231,6 +247,7 @@ enum class call_feedback {
 struct permit {
   bool held = false;
   std::uint64_t epoch = 0;
+  bool saturated = false;  // the concurrency limit held this call back (waited, or last slot)
   explicit operator bool() const noexcept { return held; }
 };
 
@@ -277,15 +294,17 @@ class limiter {
   permit enter() {
     if (!limits_concurrency_) return {true, 0};
     const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
-    if (!gate_.acquire()) return {};
-    return {true, epoch};
+    bool saturated = false;
+    if (!gate_.acquire(&saturated)) return {};
+    return {true, epoch, saturated};
   }
   /// As enter(), without waiting: empty when no permit is free now.
   permit try_enter() {
     if (!limits_concurrency_) return {true, 0};
     const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
-    if (!gate_.try_acquire()) return {};
-    return {true, epoch};
+    bool saturated = false;
+    if (!gate_.try_acquire(&saturated)) return {};
+    return {true, epoch, saturated};
   }
 
   /// The call of permit p ended: frees its permit and tells the controller how it went.
@@ -294,8 +313,9 @@ class limiter {
     gate_.release();
     if (feedback == call_feedback::neutral) return;
     std::lock_guard lock(controller_mutex_);
-    const bool changed = feedback == call_feedback::success ? controller_.on_success(p.epoch)
-                                                            : controller_.on_throttle(p.epoch);
+    const bool changed = feedback == call_feedback::success
+                             ? controller_.on_success(p.epoch, p.saturated)
+                             : controller_.on_throttle(p.epoch);
     if (changed) gate_.set_limit(controller_.limit());
     epoch_.store(controller_.epoch(), std::memory_order_release);
   }

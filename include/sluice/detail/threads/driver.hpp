@@ -119,6 +119,7 @@ class driver {
 
   void request_stop() {
     stopping_.store(true, std::memory_order_seq_cst);
+    engine_.interrupt_limits();  // a call waiting for a concurrency permit gives up
     for (auto& t : threads_) engine_.clock().wake(t->bed);
     notify_caught_up();
   }
