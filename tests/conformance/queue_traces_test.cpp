@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/limits.hpp"
 #include "sluice/sluice.hpp"
 #include "sluice/sources/memory_queue.hpp"
 
@@ -292,6 +293,34 @@ TEST_P(QueueTraces, Q12_parameters) {
         sluice::batching(sluice::batch_size(10'000), sluice::maximum_batching_window(1s)) |
         sluice::invoke(handler));
   EXPECT_TRUE(s.empty());
+}
+
+// S-9.11: a throttle is a failure for a queue: the message returns after its visibility timeout.
+TEST_P(QueueTraces, Q13_throttle_returns_the_batch) {
+  queue q(standard(), clock);
+  q.send("m1");
+  int n = 0;
+  auto s = drive(sluice::from(q) | sluice::invoke([&](const qbatch& b) {
+                   record(b);
+                   if (++n == 1) throw sluice::throttled("downstream full");
+                 }));
+  EXPECT_EQ(trace(), "@0 [m1] @30 [m1]");
+  EXPECT_EQ(s.total.throttles, 1u);
+  EXPECT_EQ(s.total.function_errors, 0u);
+  EXPECT_TRUE(q.empty());
+}
+
+// S-9.13: the mapping's rate limit (sluice/limits.hpp) paces queue calls on the clock.
+TEST_P(QueueTraces, Q14_rate_limit_paces_calls) {
+  queue q(standard(), clock);
+  for (int i = 1; i <= 3; ++i) q.send("m" + std::to_string(i));
+  auto s = drive(sluice::from(q) | sluice::batching(sluice::batch_size(1)) |
+                 sluice::rate_limit(sluice::invocations_per_second(1)) |
+                 sluice::invoke([&](const qbatch& b) { record(b); }));
+  EXPECT_EQ(trace(), "@0 [m1] @1 [m2] @2 [m3]");
+  ASSERT_TRUE(s.limits.has_value());
+  EXPECT_EQ(s.limits->rate_limit_waits, 2u);
+  EXPECT_TRUE(q.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, QueueTraces, ::testing::Values(mode::run, mode::start),
