@@ -7,12 +7,15 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "sluice/limits.hpp"
 #include "sluice/sluice.hpp"
 #include "support/temp_dir.hpp"
 
@@ -217,6 +220,45 @@ TEST(SqliteQueueFile, RefusesADeadLetterQueueInAnotherFileAndAChangedKind) {
   EXPECT_THROW(qa.set_redrive_policy(qb, 3), sluice::configuration_error);
   a.fifo = true;
   EXPECT_THROW(squeue(dir.path() / "1.db", a, clock), sluice::configuration_error);
+}
+
+// Producers on their own queue objects (their own connections to the file) while a started FIFO
+// mapping with 3 pollers drains it: every message once, each group in send order.
+TEST(SqliteQueueFile, ProducersAndAStartedFifoMappingShareTheFile) {
+  sluice_test::temp_dir dir;
+  const auto file = dir.path() / "q.db";
+  sluice::queue_options o;
+  o.name = "jobs.fifo";
+  o.fifo = true;
+  o.content_based_deduplication = true;
+  sluice::sqlite::queue consumer_side(file, o);
+  std::mutex mutex;
+  std::map<std::string, std::vector<int>> order;
+  auto running = sluice::start(
+      sluice::from(consumer_side) | sluice::batching(sluice::batch_size(5)) |
+      sluice::maximum_concurrency(3) | sluice::invoke([&](const qbatch& b) {
+        std::lock_guard lock(mutex);
+        for (const auto& m : b)
+          order[m.message_group_id].push_back(std::stoi(m.body().substr(m.body().find(' '))));
+      }));
+  constexpr int producers = 3, per_group = 60;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([&, p] {
+      sluice::sqlite::queue mine(file, o);
+      for (int i = 0; i < per_group; ++i)
+        for (int g = p * 2; g < p * 2 + 2; ++g)
+          mine.send("g" + std::to_string(g) + " " + std::to_string(i),
+                    send_options::in_group("g" + std::to_string(g)));
+    });
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(running.wait_until_caught_up(120s));
+  running.stop();
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(producers * 2));
+  for (auto& [g, seq] : order) {
+    ASSERT_EQ(seq.size(), static_cast<std::size_t>(per_group)) << g;
+    for (int i = 0; i < per_group; ++i) ASSERT_EQ(seq[static_cast<std::size_t>(i)], i) << g;
+  }
 }
 
 }  // namespace
