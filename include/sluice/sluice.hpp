@@ -19,6 +19,7 @@
 #include "sluice/record.hpp"
 #include "sluice/run.hpp"
 #include "sluice/source.hpp"
+#include "sluice/sources/memory_queue.hpp"
 #include "sluice/sources/memory_stream.hpp"
 #include "sluice/sources/range_source.hpp"
 #include "sluice/stages.hpp"

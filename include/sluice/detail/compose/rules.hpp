@@ -13,6 +13,7 @@
 #include "sluice/detail/compose/stage_kinds.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/options.hpp"
+#include "sluice/queue.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 namespace detail {
@@ -239,6 +240,41 @@ constexpr bool takes_a_batch() {
     return false;
 }
 
+/// S-9.12: the stream-only stages have no meaning on a queue (its failures go through its
+/// visibility timeout and redrive policy), and a transform would lose the message ids a report
+/// names.
+template <class M, class Stage>
+constexpr bool stage_applies_to_a_queue() {
+  if constexpr (!is_queue_source_v<typename M::source_type>) {
+    return true;
+  } else {
+    constexpr bool batch_sink = takes_a_batch<M, Stage>() || !is_sink<Stage>;
+    constexpr bool ok = !is_bisect<Stage> && !is_parallelization<Stage> && !is_retry<Stage> &&
+                        !is_on_failure<Stage> && !is_transform<Stage> && batch_sink;
+    static_assert(batch_sink,
+                  "sluice::invoke: a queue mapping's handler takes "
+                  "const sluice::batch<sluice::queue_message>& (a queue settles whole batches)");
+    static_assert(!is_bisect<Stage>,
+                  "sluice::bisect_batch_on_function_error is for streams: a queue's failed "
+                  "messages return after their visibility timeout, each on its own");
+    static_assert(!is_parallelization<Stage>,
+                  "sluice::parallelization_factor is for streams: a queue has no shards; cap a "
+                  "queue mapping's concurrency with sluice::maximum_concurrency(n)");
+    static_assert(!is_retry<Stage>,
+                  "sluice::retry (maximum_retry_attempts, maximum_record_age) is for streams: a "
+                  "queue retries through its visibility timeout and gives up through its redrive "
+                  "policy's max_receive_count");
+    static_assert(!is_on_failure<Stage>,
+                  "sluice::on_failure is for streams: a queue's failed messages go to the "
+                  "dead-letter queue of its redrive policy (set_redrive_policy)");
+    static_assert(!is_transform<Stage>,
+                  "sluice::transform is not available on a queue source: a batch item failure "
+                  "report names message ids, which a transformed record no longer has; transform "
+                  "in the handler");
+    return ok;
+  }
+}
+
 template <class M, class Stage>
 constexpr bool record_handler_has_no_batch_level_stage() {
   if constexpr (!is_sink<Stage>) {
@@ -277,11 +313,20 @@ constexpr bool handler_returns_a_report_or_void() {
     return true;
   } else {
     using result = handler_result_t<typename M::record_type, decltype(Stage::handler)>;
-    constexpr bool ok = std::is_void_v<result> || is_report_type<result>;
-    static_assert(ok,
-                  "sluice::invoke: the handler must return void, sluice::batch_item_failures or "
-                  "std::optional<sluice::batch_item_failures>");
-    return ok;
+    if constexpr (is_queue_source_v<typename M::source_type>) {
+      constexpr bool ok = std::is_void_v<result> || is_queue_report_type<result>;
+      static_assert(ok,
+                    "sluice::invoke: a queue mapping's handler must return void, "
+                    "sluice::queue_item_failures or std::optional<sluice::queue_item_failures> "
+                    "(a report names message ids)");
+      return ok;
+    } else {
+      constexpr bool ok = std::is_void_v<result> || is_report_type<result>;
+      static_assert(ok,
+                    "sluice::invoke: the handler must return void, sluice::batch_item_failures or "
+                    "std::optional<sluice::batch_item_failures>");
+      return ok;
+    }
   }
 }
 
@@ -291,7 +336,8 @@ constexpr bool report_has_a_reporting_handler() {
     return true;
   } else {
     using result = handler_result_t<typename M::record_type, decltype(Stage::handler)>;
-    constexpr bool ok = !M::template has<report_test> || is_report_type<result>;
+    constexpr bool ok =
+        !M::template has<report_test> || is_report_type<result> || is_queue_report_type<result>;
     static_assert(ok,
                   "sluice::report_batch_item_failures needs a handler that can report failures: "
                   "it must return sluice::batch_item_failures or "
@@ -306,6 +352,8 @@ constexpr bool report_has_a_reporting_handler() {
 template <class M, class Stage>
 constexpr bool appendable() {
   if constexpr (!sink_is_last<M, Stage>())
+    return false;
+  else if constexpr (!stage_applies_to_a_queue<M, Stage>())
     return false;
   else if constexpr (!per_record_stage_before_batching<M, Stage>())
     return false;
