@@ -24,9 +24,9 @@ constexpr bool right_side_is_a_stage() {
   constexpr bool ok = is_stage<Stage> || is_fragment<Stage>;
   static_assert(ok,
                 "sluice: the right side of | is not a sluice stage; a mapping is composed of "
-                "sluice::filter, transform, batching, parallelization_factor, retry, "
-                "bisect_batch_on_function_error, report_batch_item_failures, on_failure and "
-                "invoke");
+                "sluice::filter, transform, batching, tumbling_window, parallelization_factor, "
+                "retry, bisect_batch_on_function_error, report_batch_item_failures, on_failure "
+                "and invoke");
   return ok;
 }
 
@@ -63,7 +63,8 @@ constexpr bool sink_is_last() {
 template <class M, class Stage>
 constexpr bool per_record_stage_before_batching() {
   constexpr bool ok =
-      !is_per_record<Stage> || (!M::template has<batch_test> && !M::template has<policy_test>);
+      !is_per_record<Stage> || (!M::template has<batch_test> && !M::template has<policy_test> &&
+                                !M::template has<window_test>);
   static_assert(ok,
                 "sluice::filter and sluice::transform must come before sluice::batching and the "
                 "failure policies: per-record stages run before batching (S-2.4, S-6.1)");
@@ -163,6 +164,10 @@ constexpr bool stage_appears_once() {
     constexpr bool ok = !M::template has<on_failure_test>;
     static_assert(ok, "sluice::on_failure appears twice in the mapping");
     return ok;
+  } else if constexpr (is_window<Stage>) {
+    constexpr bool ok = !M::template has<window_test>;
+    static_assert(ok, "sluice::tumbling_window appears twice in the mapping");
+    return ok;
   } else {
     return true;
   }
@@ -209,8 +214,8 @@ constexpr bool handler_takes_the_batch() {
   } else {
     using record = typename M::record_type;
     using handler = decltype(Stage::handler);
-    constexpr bool ok =
-        std::invocable<handler&, const batch<record>&> || callable_on_record<handler, record>;
+    constexpr bool ok = std::invocable<handler&, const batch<record>&> ||
+                        callable_on_record<handler, record> || is_window_handler<record, handler>;
     static_assert(ok,
                   "sluice::invoke: the handler cannot be called with const sluice::batch<Record>& "
                   "for the record type that reaches it, nor with one record or its payload");
@@ -225,6 +230,42 @@ constexpr bool takes_a_batch() {
     return std::invocable<decltype(Stage::handler)&, const batch<typename M::record_type>&>;
   else
     return false;
+}
+
+/// S-7: a window handler (batch, window_context) goes with sluice::tumbling_window, and only it.
+template <class M, class Stage>
+constexpr bool window_handler_matches_window_stage() {
+  if constexpr (!is_sink<Stage>) {
+    return true;
+  } else {
+    constexpr bool window_form =
+        is_window_handler<typename M::record_type, decltype(Stage::handler)>;
+    constexpr bool windowed = M::template has<window_test>;
+    static_assert(!windowed || window_form,
+                  "sluice::invoke: with sluice::tumbling_window the handler takes "
+                  "(const sluice::batch<Record>&, const sluice::window_context&) and returns "
+                  "sluice::window_response");
+    static_assert(windowed || !window_form,
+                  "sluice::invoke: a window handler (batch, window_context) needs "
+                  "sluice::tumbling_window(seconds) before the sink");
+    return windowed == window_form;
+  }
+}
+
+template <class M, class Stage>
+constexpr bool window_handler_returns_a_window_response() {
+  if constexpr (!is_sink<Stage> || !M::template has<window_test>) {
+    return true;
+  } else {
+    using result =
+        std::invoke_result_t<decltype(Stage::handler)&, const batch<typename M::record_type>&,
+                             const window_context&>;
+    constexpr bool ok = std::is_convertible_v<result, window_response>;
+    static_assert(ok,
+                  "sluice::invoke: a window handler must return sluice::window_response (or "
+                  "the new state as std::string)");
+    return ok;
+  }
 }
 
 template <class M, class Stage>
@@ -300,6 +341,12 @@ constexpr bool appendable() {
     return false;
   else if constexpr (!handler_takes_the_batch<M, Stage>())
     return false;
+  else if constexpr (!window_handler_matches_window_stage<M, Stage>())
+    return false;
+  else if constexpr (!window_handler_returns_a_window_response<M, Stage>())
+    return false;
+  else if constexpr (M::template has<window_test> && is_sink<Stage>)
+    return true;  // a window handler: the batch-handler rules below do not apply
   else if constexpr (!record_handler_has_no_batch_level_stage<M, Stage>())
     return false;
   else if constexpr (!handler_returns_a_report_or_void<M, Stage>())
