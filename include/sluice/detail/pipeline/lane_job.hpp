@@ -333,11 +333,9 @@ class lane_job {
     if (!window_.checked) {
       window_.checked = true;
       if (window_.open) {
-        if (records_.empty())
-          window_.final_due = true;
-        else if (window_start_of(sluice::arrival_time(records_[0]), env.window().length) !=
-                 window_.open->start)
-          window_.final_due = true;
+        window_.final_due =
+            records_.empty() || window_start_of(sluice::arrival_time(records_[0]),
+                                                env.window().length) != window_.open->start;
       }
     }
     if (window_.open && window_.open->terminated_early) window_.final_due = true;
