@@ -230,6 +230,8 @@ sq::database open_file(const std::string& file) {
 bool has_component(sq::database& db, std::string_view component, int version) {
   const int found = db.schema_version(component);
   if (found == 0) return false;
+  // Checkpoints 2 only added sluice_windows: this tool reads and resets version 1 files too.
+  if (component == "checkpoints" && found >= 1 && found <= version) return true;
   if (found != version) {
     throw std::runtime_error("'" + db.file() + "' holds schema version " + std::to_string(found) +
                              " of sluice's " + std::string(component) +
@@ -1220,6 +1222,13 @@ int reset_checkpoints(const args& a) {
         "ON CONFLICT(mapping, shard) DO UPDATE SET seq = excluded.seq");
     w.bind_text(1, *mapping).bind_int64(2, shard).bind_int64(3, target);
     w.step();
+    // A tumbling window's state (S-7) belongs to the old position: the rewind drops it.
+    if (db.schema_version("checkpoints") >= 2) {
+      sq::statement drop =
+          db.prepare("DELETE FROM sluice_windows WHERE mapping = ?1 AND shard = ?2");
+      drop.bind_text(1, *mapping).bind_int64(2, shard);
+      drop.step();
+    }
     rows.push_back({*mapping, std::to_string(shard), before ? std::to_string(*before) : "-",
                     std::to_string(target), std::to_string(last - target)});
   }

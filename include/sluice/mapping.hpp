@@ -261,6 +261,7 @@ struct mapping_traits {
   static constexpr bool has_bisect = M::template has<bisect_test>;
   static constexpr bool has_report = M::template has<report_test>;
   static constexpr bool has_destination = M::template has<on_failure_test>;
+  static constexpr bool has_window = M::template has<window_test>;  // S-7
   /// The sink takes one record (or payload), not a batch: it is called in the read loop.
   static constexpr bool record_sink = record_sink_of<record_type, typename M::stages_type>::value;
 
@@ -279,6 +280,12 @@ struct mapping_traits {
   static batching_config batching(M& m) {
     if constexpr (M::template has<batch_test>)
       return find<batch_test>(m).config;
+    else
+      return {};
+  }
+  static window_config window(M& m) {
+    if constexpr (has_window)
+      return find<window_test>(m).config;
     else
       return {};
   }

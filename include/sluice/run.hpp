@@ -40,7 +40,10 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
       ~consumer_scope() { detail::current_consumer() = saved; }
     } scope(&e);
     std::atomic<bool> stopped{false};
-    std::stop_callback on_stop(o.stop, [&] { stopped = true; });
+    std::stop_callback on_stop(o.stop, [&] {
+      stopped = true;
+      e.clock().wake(self);  // a wait for a window's idle time (below) ends
+    });
     e.set_stop_flag(&stopped);
 
     for (auto& sp : e.shards()) {
@@ -68,8 +71,14 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
             e.clock().sleep_until(s.retry_at, self);
             continue;
           }
-          // Nothing read: at the end, or retention trimmed the rest; flush, then done.
-          if (flush) break;
+          // Nothing read: at the end, or retention trimmed the rest; flush, then done. An open
+          // tumbling window is waited for: its final invocation comes after its idle time.
+          if (flush) {
+            const time_point due = e.window_due(s);
+            if (due == far_future) break;
+            e.clock().sleep_until(due, self);
+            continue;
+          }
           flush = true;
         }
       }

@@ -24,3 +24,4 @@
 #include "sluice/sources/range_source.hpp"
 #include "sluice/stages.hpp"
 #include "sluice/start.hpp"
+#include "sluice/window.hpp"

@@ -411,7 +411,7 @@ TEST_F(Cli, ClearErrorsAndExitCodes) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "sluice: error: '" + db +
                        "' holds schema version 99 of sluice's checkpoints tables; this sluice "
-                       "tool reads version 1\n");
+                       "tool reads version 2\n");
   r = cli({"checkpoints", "reset", db, "--mapping", "m", "--to", "yesterday"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err,

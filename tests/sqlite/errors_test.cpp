@@ -193,7 +193,7 @@ TEST(SqliteErrors, ReadOnlyOpenOfAFileWithoutTheTablesSaysSo) {
   sluice::sqlite::open_options o;
   o.read_only = true;
   expect_error([&] { sluice::sqlite::checkpoint_store c(file, o); }, file,
-               {"has no tables of sluice's checkpoints", "expects version 1"});
+               {"has no tables of sluice's checkpoints", "expects version 2"});
 }
 
 TEST(SqliteErrors, FullDatabaseFailsWithFullAndEarlierRecordsStayReadable) {

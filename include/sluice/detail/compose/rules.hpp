@@ -25,8 +25,8 @@ constexpr bool right_side_is_a_stage() {
   constexpr bool ok = is_stage<Stage> || is_fragment<Stage>;
   static_assert(ok,
                 "sluice: the right side of | is not a sluice stage; a mapping is composed of "
-                "sluice::filter, transform, batching, parallelization_factor, retry, "
-                "bisect_batch_on_function_error, report_batch_item_failures, on_failure, "
+                "sluice::filter, transform, batching, tumbling_window, parallelization_factor, "
+                "retry, bisect_batch_on_function_error, report_batch_item_failures, on_failure, "
                 "maximum_concurrency, adaptive_concurrency, rate_limit and invoke");
   return ok;
 }
@@ -64,7 +64,8 @@ constexpr bool sink_is_last() {
 template <class M, class Stage>
 constexpr bool per_record_stage_before_batching() {
   constexpr bool ok =
-      !is_per_record<Stage> || (!M::template has<batch_test> && !M::template has<policy_test>);
+      !is_per_record<Stage> || (!M::template has<batch_test> && !M::template has<policy_test> &&
+                                !M::template has<window_test>);
   static_assert(ok,
                 "sluice::filter and sluice::transform must come before sluice::batching and the "
                 "failure policies: per-record stages run before batching (S-2.4, S-6.1)");
@@ -176,6 +177,10 @@ constexpr bool stage_appears_once() {
                   "sluice::rate_limit appears twice in the mapping; give records_per_second and "
                   "invocations_per_second to one rate_limit");
     return ok;
+  } else if constexpr (is_window<Stage>) {
+    constexpr bool ok = !M::template has<window_test>;
+    static_assert(ok, "sluice::tumbling_window appears twice in the mapping");
+    return ok;
   } else {
     return true;
   }
@@ -222,8 +227,8 @@ constexpr bool handler_takes_the_batch() {
   } else {
     using record = typename M::record_type;
     using handler = decltype(Stage::handler);
-    constexpr bool ok =
-        std::invocable<handler&, const batch<record>&> || callable_on_record<handler, record>;
+    constexpr bool ok = std::invocable<handler&, const batch<record>&> ||
+                        callable_on_record<handler, record> || is_window_handler<record, handler>;
     static_assert(ok,
                   "sluice::invoke: the handler cannot be called with const sluice::batch<Record>& "
                   "for the record type that reaches it, nor with one record or its payload");
@@ -250,7 +255,8 @@ constexpr bool stage_applies_to_a_queue() {
   } else {
     constexpr bool batch_sink = takes_a_batch<M, Stage>() || !is_sink<Stage>;
     constexpr bool ok = !is_bisect<Stage> && !is_parallelization<Stage> && !is_retry<Stage> &&
-                        !is_on_failure<Stage> && !is_transform<Stage> && batch_sink;
+                        !is_on_failure<Stage> && !is_transform<Stage> && !is_window<Stage> &&
+                        batch_sink;
     static_assert(batch_sink,
                   "sluice::invoke: a queue mapping's handler takes "
                   "const sluice::batch<sluice::queue_message>& (a queue settles whole batches)");
@@ -271,6 +277,46 @@ constexpr bool stage_applies_to_a_queue() {
                   "sluice::transform is not available on a queue source: a batch item failure "
                   "report names message ids, which a transformed record no longer has; transform "
                   "in the handler");
+    static_assert(!is_window<Stage>,
+                  "sluice::tumbling_window is for streams: a window aggregates a shard's records "
+                  "by arrival time, and a queue has no shards (Lambda offers tumbling windows for "
+                  "Kinesis and DynamoDB streams only)");
+    return ok;
+  }
+}
+
+/// S-7: a window handler (batch, window_context) goes with sluice::tumbling_window, and only it.
+template <class M, class Stage>
+constexpr bool window_handler_matches_window_stage() {
+  if constexpr (!is_sink<Stage>) {
+    return true;
+  } else {
+    constexpr bool window_form =
+        is_window_handler<typename M::record_type, decltype(Stage::handler)>;
+    constexpr bool windowed = M::template has<window_test>;
+    static_assert(!windowed || window_form,
+                  "sluice::invoke: with sluice::tumbling_window the handler takes "
+                  "(const sluice::batch<Record>&, const sluice::window_context&) and returns "
+                  "sluice::window_response");
+    static_assert(windowed || !window_form,
+                  "sluice::invoke: a window handler (batch, window_context) needs "
+                  "sluice::tumbling_window(seconds) before the sink");
+    return windowed == window_form;
+  }
+}
+
+template <class M, class Stage>
+constexpr bool window_handler_returns_a_window_response() {
+  if constexpr (!is_sink<Stage> || !M::template has<window_test>) {
+    return true;
+  } else {
+    using result =
+        std::invoke_result_t<decltype(Stage::handler)&, const batch<typename M::record_type>&,
+                             const window_context&>;
+    constexpr bool ok = std::is_convertible_v<result, window_response>;
+    static_assert(ok,
+                  "sluice::invoke: a window handler must return sluice::window_response (or "
+                  "the new state as std::string)");
     return ok;
   }
 }
@@ -375,6 +421,12 @@ constexpr bool appendable() {
     return false;
   else if constexpr (!handler_takes_the_batch<M, Stage>())
     return false;
+  else if constexpr (!window_handler_matches_window_stage<M, Stage>())
+    return false;
+  else if constexpr (!window_handler_returns_a_window_response<M, Stage>())
+    return false;
+  else if constexpr (M::template has<window_test> && is_sink<Stage>)
+    return true;  // a window handler: the batch-handler rules below do not apply
   else if constexpr (!record_handler_has_no_batch_level_stage<M, Stage>())
     return false;
   else if constexpr (!limits_have_a_batch_handler<M, Stage>())

@@ -15,6 +15,7 @@
 #include "sluice/failure.hpp"
 #include "sluice/limits.hpp"
 #include "sluice/stages.hpp"
+#include "sluice/window.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 
@@ -57,12 +58,14 @@ inline constexpr bool is_rate_limit = std::is_same_v<T, rate_limit_stage>;
 template <class T>
 inline constexpr bool is_limit = is_concurrency_limit<T> || is_rate_limit<T>;
 template <class T>
+inline constexpr bool is_window = std::is_same_v<T, window_stage>;
+template <class T>
 inline constexpr bool is_per_record = is_filter<T> || is_transform<T>;
 template <class T>
 inline constexpr bool is_policy = is_retry<T> || is_bisect<T> || is_report<T> || is_on_failure<T>;
 template <class T>
 inline constexpr bool is_stage = is_per_record<T> || is_batch<T> || is_policy<T> ||
-                                 is_parallelization<T> || is_limit<T> || is_sink<T>;
+                                 is_parallelization<T> || is_limit<T> || is_sink<T> || is_window<T>;
 template <class T>
 inline constexpr bool is_fragment = is_instance_of<T, fragment>;
 template <class T>
@@ -87,6 +90,7 @@ SLUICE_STAGE_TEST(bisect_test, is_bisect)
 SLUICE_STAGE_TEST(report_test, is_report)
 SLUICE_STAGE_TEST(on_failure_test, is_on_failure)
 SLUICE_STAGE_TEST(parallelization_test, is_parallelization)
+SLUICE_STAGE_TEST(window_test, is_window)
 SLUICE_STAGE_TEST(policy_test, is_policy)
 SLUICE_STAGE_TEST(concurrency_limit_test, is_concurrency_limit)
 SLUICE_STAGE_TEST(rate_limit_test, is_rate_limit)
@@ -124,6 +128,11 @@ using call_result_t = decltype(call_on_record(std::declval<F&>(), std::declval<c
 
 template <class R, class Handler>
 using handler_result_t = std::invoke_result_t<Handler&, const batch<R>&>;
+
+/// A window handler (S-7): takes the batch and its window_context.
+template <class R, class Handler>
+inline constexpr bool is_window_handler =
+    std::invocable<Handler&, const batch<R>&, const window_context&>;
 
 template <class T>
 inline constexpr bool is_report_type =

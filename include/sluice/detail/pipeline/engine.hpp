@@ -31,6 +31,7 @@
 #include "sluice/detail/pipeline/lane.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
 #include "sluice/detail/pipeline/limiter.hpp"
+#include "sluice/detail/pipeline/window.hpp"
 #include "sluice/error.hpp"
 #include "sluice/events.hpp"
 #include "sluice/hash.hpp"
@@ -108,8 +109,9 @@ class engine {
   using record_type = typename M::record_type;
   using source_type = typename M::source_type;
   using source_record = typename M::source_record;
-  using policies =
-      policy_set<traits::has_bisect, traits::has_report, typename destination_of<M>::type>;
+  static constexpr bool windowed = traits::has_window;  // S-7 (window.hpp)
+  using policies = policy_set<traits::has_bisect, traits::has_report,
+                              typename destination_of<M>::type, windowed>;
   using job_type = lane_job<record_type, policies>;
   static constexpr bool record_sink = traits::record_sink;
   /// The source numbers each shard's records 1, 2, 3, ... with no gaps: a gap in what a read
@@ -125,7 +127,7 @@ class engine {
   /// transforms (a batch's records are the source's records) and the source can keep the
   /// records it hands out alive (memory_stream::pin).
   static constexpr bool view_batches =
-      std::is_same_v<record_type, source_record> &&
+      !windowed && std::is_same_v<record_type, source_record> &&
       per_record_count<typename M::stages_type>::value == 0 &&
       requires(source_type & src, typename read_cursor_of<source_type>::type& at) {
     { src.pin(at) } -> std::convertible_to<std::shared_ptr<const void>>;
@@ -152,6 +154,9 @@ class engine {
     std::uint64_t rng = 0;
     [[no_unique_address]] typename read_cursor_of<source_type>::type cursor;
     bool stage_blocked = false;  // delivering a failed stage keeps failing (blocked_lanes)
+    // S-7: the window the reader's batches are in, and the window snapshot last saved.
+    [[no_unique_address]] std::conditional_t<windowed, window_reader, no_window_reader> window;
+    std::uint64_t window_saved = 0;
   };
 
   /// What lane_job reads: the handler, destination, retry settings, clock and stop flag.
@@ -167,6 +172,7 @@ class engine {
     const std::string& mapping_name() const noexcept { return e->name_; }
     /// The mapping's downstream limits (sluice/limits.hpp); only when it has some.
     limiter& limits() const noexcept requires traits::has_limits { return e->limiter_; }
+    const window_config& window() const noexcept { return e->window_; }
   };
 
   engine(M&& m, Clock& clock, Store& store, std::string name,
@@ -186,6 +192,17 @@ class engine {
       reject("on_stage_error", "to_destination",
              "stop, or to_destination in a mapping with sluice::on_failure(destination)");
     const std::uint32_t lanes = record_sink ? 0 : traits::lanes(mapping_);
+    if constexpr (windowed) {
+      static_assert(window_checkpoint_store<Store>,
+                    "sluice::tumbling_window needs a checkpoint store that keeps windows "
+                    "(sluice::window_checkpoint_store: memory_checkpoint_store, "
+                    "sluice::sqlite::checkpoint_store)");
+      window_ = traits::window(mapping_);
+      if (lanes != 1)
+        reject("parallelization_factor", lanes,
+               "1 with sluice::tumbling_window (a window and its state are a shard's, as in "
+               "Lambda)");
+    }
     if constexpr (requires { record_traits<record_type>::constant_payload_size; }) {
       count_bytes_ =
           std::size_t{batching_.batch_size} * record_traits<record_type>::constant_payload_size >
@@ -206,6 +223,7 @@ class engine {
         s->lanes.push_back(
             std::make_unique<lane>(batching_.batch_size, (std::uint64_t{id} << 32) | i, s.get()));
       }
+      if constexpr (windowed && window_checkpoint_store<Store>) restore_window(*s);
       shards_.push_back(std::move(s));
     }
   }
@@ -409,6 +427,10 @@ class engine {
         }
       }
       result.progress |= close_ready(s, now, claimed, flush, !zero_window || consumed < chunk);
+      if constexpr (windowed) {  // idle counts only once the reader has read all there is
+        if (consumed < chunk && !blocked)
+          result.progress |= end_idle_window(s, now, claimed, next_deadline);
+      }
       for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
         if (l->fill_n() > 0 && l->can_close())
           next_deadline = std::min(next_deadline, l->fill_deadline);
@@ -453,6 +475,7 @@ class engine {
 
   /// Publishes and stores the shard's checkpoint if it advanced. Returns whether it did.
   bool update_checkpoint(shard_state& s) {
+    if constexpr (windowed) return update_window_checkpoint(s);
     const sequence_number_t cp = checkpoint_of(s);
     if (cp <= s.saved) return false;
     if (events_ == nullptr) [[likely]] {
@@ -504,7 +527,92 @@ class engine {
     }
   }
 
+  /// S-7: when the shard's open window's idle final is due (far_future: no open window).
+  time_point window_due(const shard_state& s) const {
+    if constexpr (windowed) {
+      if (!s.window.open) return far_future;
+      return std::max(s.window.start + window_.length, s.window.last_seen + window_.idle_timeout);
+    } else {
+      (void)s;
+      return far_future;
+    }
+  }
+
  private:
+  // ---- S-7 tumbling windows (window.hpp, docs/windows.md) ----
+
+  /// A windowed mapping resumes the window its store kept with the checkpoint.
+  void restore_window(shard_state& s) {
+    if (auto w = store_->load_window(name_, s.id)) {
+      s.window = window_reader{true, w->start, clock_->now()};
+      s.lanes[0]->job.restore_window(*w);
+    }
+  }
+
+  /// Before r joins lane l's filling batch: a record of another window closes the batch
+  /// first. False: it cannot close now (the ring is full); r waits.
+  bool enter_window(lane& l, typename lane::cursor& cur, const source_record& r, time_point now,
+                    std::vector<lane*>& claimed) {
+    const time_point w = window_start_of(sluice::arrival_time(r), window_.length);
+    window_reader& rw = l.shard->window;
+    if (rw.open && rw.start != w && !cur.empty()) {
+      if (!l.can_close()) return false;
+      cur = close_at(l, cur, claimed);
+    }
+    rw.open = true;
+    rw.start = w;
+    rw.last_seen = now;
+    return true;
+  }
+
+  /// No record came for the idle time (and the window is over) while the reader is at the end
+  /// of the shard: its batch closes, then a marker asks the run side for the final invocation.
+  bool end_idle_window(shard_state& s, time_point now, std::vector<lane*>& claimed,
+                       time_point& next_deadline) {
+    const time_point due = window_due(s);
+    if (due == far_future) return false;
+    if (now < due) {
+      next_deadline = std::min(next_deadline, due);
+      return false;
+    }
+    lane& l = *s.lanes[0];
+    if (!l.can_close()) return false;  // the run side's progress wakes the reader
+    if (l.fill_n() > 0) {
+      close(l, claimed);
+      if (!l.can_close()) return true;
+    }
+    if (l.close_marker()) claimed.push_back(&l);
+    s.window.open = false;
+    return true;
+  }
+
+  /// The checkpoint and the open window, saved together. The window's last record is finished
+  /// (one lane, in order), so the checkpoint is at least there; the snapshot is read after the
+  /// checkpoint, so it covers every finished record of the window.
+  bool update_window_checkpoint(shard_state& s) {
+    if constexpr (window_checkpoint_store<Store>) {
+      const sequence_number_t derived = checkpoint_of(s);
+      const window_snapshot w = s.lanes[0]->job.window_published();
+      const sequence_number_t cp = std::max({derived, w.through, s.saved});
+      if (cp == s.saved && w.version == s.window_saved) return false;
+      try {
+        store_->save(name_, s.id, cp, w.window.get());
+      } catch (...) {
+        if (events_ != nullptr) raise_checkpoint_failed(s, cp, std::current_exception());
+        throw;
+      }
+      s.window_saved = w.version;
+      if (cp == s.saved) return false;
+      s.saved = cp;
+      if constexpr (acknowledges) source().acknowledge(this, s.id, cp);
+      s.checkpoint.store(cp, std::memory_order_seq_cst);
+      return true;
+    } else {
+      (void)s;
+      return false;
+    }
+  }
+
   lane& route(shard_state& s, const source_record& r) {
     const auto lanes = static_cast<std::uint32_t>(s.lanes.size());
     return *s.lanes[lane_for(key_hash(sluice::partition_key(r)), lanes)];
@@ -544,6 +652,12 @@ class engine {
     }
     bool refused = false;
     auto emit = [&](auto&& make) __attribute__((always_inline))->bool {
+      if constexpr (windowed) {  // S-7: a batch never spans two windows
+        if (!enter_window(l, cur, r, now, claimed)) {
+          refused = true;
+          return false;
+        }
+      }
       if (cur.empty()) [[unlikely]] {
         l.fill_front = sluice::sequence_number(r);
         l.fill_deadline = now + batching_.maximum_batching_window;
@@ -863,7 +977,8 @@ class engine {
   const std::string stream_name_;
   context context_;
   stage_error_policy stage_errors_;
-  event_sink* events_;  // sluice::events(sink), or null
+  event_sink* events_;    // sluice::events(sink), or null
+  window_config window_;  // S-7, with sluice::tumbling_window
   struct no_limiter {
     no_limiter(const limits_config&, time_point) noexcept {}
   };

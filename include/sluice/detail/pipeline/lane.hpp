@@ -129,6 +129,17 @@ class lane {
     return try_claim();
   }
 
+  /// Closes an empty batch (requires can_close() and an empty filling batch): a marker that
+  /// makes the run side act with no records (a tumbling window's idle final invocation, S-7).
+  /// It holds nothing unfinished. Returns what close() returns.
+  bool close_marker() {
+    fill_->n = 0;
+    fill_->unfinished.store(none_in_flight, std::memory_order_release);
+    const std::uint64_t c = closed_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    start_filling(ring_[c % slots]);
+    return try_claim();
+  }
+
   /// Records per batch.
   std::uint32_t capacity() const noexcept { return capacity_; }
   /// Closes a full batch of capacity() records that stay in the source's storage from `first`

@@ -21,18 +21,21 @@
 
 #include "sluice/batch.hpp"
 #include "sluice/detail/pipeline/limiter.hpp"
+#include "sluice/detail/pipeline/window.hpp"
 #include "sluice/events.hpp"
 #include "sluice/failure.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/stages.hpp"
+#include "sluice/window.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 namespace detail {
 
 /// What the policies of a mapping are, fixed at compile time: a mapping that does not use a
 /// policy instantiates none of its code.
-template <bool Bisect, bool Report, class Destination>
+template <bool Bisect, bool Report, class Destination, bool Window = false>
 struct policy_set {
+  static constexpr bool window = Window;  // S-7: a tumbling window (window.hpp)
   static constexpr bool bisect = Bisect;
   static constexpr bool report = Report;
   static constexpr bool has_destination = !std::is_void_v<Destination>;
@@ -135,6 +138,10 @@ class lane_job {
     consecutive_failures_ = 0;
     pending_.reset();
     stack_.clear();
+    if constexpr (Policies::window) {
+      window_.checked = false;
+      if (records.empty()) return;  // an idle marker: the window's final invocation only
+    }
     stack_.push_back(segment{0, static_cast<std::uint32_t>(records.size())});
     if constexpr (Policies::report) reported_.assign(records.size(), false);
   }
@@ -158,6 +165,23 @@ class lane_job {
         if (!deliver_pending(env, counters)) return {false, next_attempt_};
         publish(finished_);
         continue;
+      }
+      if constexpr (Policies::window) {  // S-7.2: a due final invocation goes first
+        if (window_due(env)) {
+          if (env.stop_requested()) return {false, env.now()};
+          permit p{true, 0};
+          if constexpr (limited<Env>) {  // a final invocation is a call like any other
+            if (const auto later = env.limits().admit(0, env.now())) return {false, *later, true};
+            p = env.limits().enter();
+            if (!p) return {false, env.now()};
+          }
+          attempt_final(env, counters, env.now(), p);
+          if (waiting_) {
+            waiting_ = false;
+            return {false, next_attempt_};
+          }
+          continue;
+        }
       }
       if (stack_.empty()) return {true, {}};
       const time_point now = env.now();
@@ -208,6 +232,20 @@ class lane_job {
     env.limits();
   };
 
+  /// A call is over: its permit goes back, its outcome moves an adaptive limit.
+  template <class Env>
+  static void leave_limits(Env& env, permit p, outcome result) {
+    if constexpr (limited<Env>) {
+      env.limits().leave(p, result == outcome::throttle  ? call_feedback::throttled
+                            : result == outcome::failure ? call_feedback::neutral
+                                                         : call_feedback::success);
+    } else {
+      (void)env;
+      (void)p;
+      (void)result;
+    }
+  }
+
   template <class Env>
   void attempt(Env& env, live_counters& counters, segment& seg, time_point now, permit p) {
     const std::uint32_t n = seg.end - seg.begin;
@@ -220,14 +258,12 @@ class lane_job {
         std::chrono::duration_cast<std::chrono::milliseconds>(now - b.last_arrival()).count());
 
     std::uint32_t lowest_failed = seg.begin;
-    const outcome result = invoke(env, counters, b, seg, lowest_failed);
-    if constexpr (limited<Env>) {
-      env.limits().leave(p, result == outcome::throttle  ? call_feedback::throttled
-                            : result == outcome::failure ? call_feedback::neutral
-                                                         : call_feedback::success);
-    } else {
-      (void)p;
-    }
+    outcome result;
+    if constexpr (Policies::window)
+      result = invoke_window(env, counters, b, seg, lowest_failed);
+    else
+      result = invoke(env, counters, b, seg, lowest_failed);
+    leave_limits(env, p, result);
     switch (result) {
       case outcome::success:
         live_counters::add(counters.succeeded, n);
@@ -298,6 +334,177 @@ class lane_job {
         if (failures == nullptr || failures->empty()) return outcome::success;
         return read_report(counters, b, seg, *failures, lowest_failed);
       }
+    } catch (const throttled& e) {
+      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
+      return outcome::throttle;
+    } catch (const std::exception& e) {
+      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
+    } catch (...) {
+      last_error_ =
+          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+    }
+    live_counters::add(counters.function_errors, 1);
+    return outcome::failure;
+  }
+
+  // ---- S-7 tumbling windows (docs/windows.md) ----
+
+ public:
+  /// A window a restarted mapping resumes (from the checkpoint store), before the job runs.
+  void restore_window(const window_checkpoint& w) {
+    if constexpr (Policies::window) window_.open = w;
+  }
+  /// The open window and the last record whose effect is in it, for the checkpoint save.
+  window_snapshot window_published() const {
+    if constexpr (Policies::window)
+      return window_.published.get();
+    else
+      return {};
+  }
+
+ private:
+  /// Whether the window's final invocation is due now: the begun batch is an idle marker (no
+  /// records) or of a later window, or the state went over the cap (terminated early).
+  template <class Env>
+  bool window_due(Env& env) {
+    if (!window_.checked) {
+      window_.checked = true;
+      if (window_.open) {
+        window_.final_due =
+            records_.empty() || window_start_of(sluice::arrival_time(records_[0]),
+                                                env.window().length) != window_.open->start;
+      }
+    }
+    if (window_.open && window_.open->terminated_early) window_.final_due = true;
+    return window_.final_due;
+  }
+
+  /// The window ends: one invocation with no records, is_final set, the window's state.
+  template <class Env>
+  void attempt_final(Env& env, live_counters& counters, time_point now, permit p) {
+    window_checkpoint& w = *window_.open;
+    const window_context ctx{w.start, w.end, shard_, w.state, true, w.terminated_early};
+    const batch<R> b(records_.subspan(0, 0), shard_);
+    if (window_.final_invocations > 0) live_counters::add(counters.retries, 1);
+    ++window_.final_invocations;
+    live_counters::add(counters.invocations, 1);
+    outcome result = outcome::failure;
+    try {
+      window_response r = env.handler()(b, ctx);
+      if (!r.state) {
+        last_error_ = missing_state();
+      } else if (Policies::report && !r.failures.empty()) {
+        last_error_ = error_info{"sluice::invalid_batch_item_failures",
+                                 "a final window invocation has no records to report",
+                                 attempt_outcome::returned_report};
+      } else {
+        result = outcome::success;
+      }
+    } catch (const throttled& e) {
+      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
+      result = outcome::throttle;
+    } catch (const std::exception& e) {
+      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
+    } catch (...) {
+      last_error_ =
+          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+    }
+    leave_limits(env, p, result);
+    if (result == outcome::success) {  // S-7.2: the state is dropped
+      close_window();
+      consecutive_failures_ = 0;
+      return;
+    }
+    if (result == outcome::throttle) {
+      live_counters::add(counters.throttles, 1);
+      back_off(env, now);
+      return;
+    }
+    live_counters::add(counters.function_errors, 1);
+    if (window_.final_attempts++ == 0) window_.final_first_failure = now;
+    // S-5.4, S-5.5 for an invocation with no records: its age is how long it has been failing.
+    const bool exhausted =
+        env.retry.maximum_retry_attempts >= 0 &&
+        window_.final_attempts >= 1 + static_cast<std::uint64_t>(env.retry.maximum_retry_attempts);
+    const bool too_old = env.retry.maximum_record_age &&
+                         now - window_.final_first_failure >= *env.retry.maximum_record_age;
+    if (!exhausted && !too_old) {
+      back_off(env, now);
+      return;
+    }
+    const failure_condition condition = exhausted ? failure_condition::retry_attempts_exhausted
+                                                  : failure_condition::record_age_exceeded;
+    auto rec = std::make_unique<on_failure_record<R>>();
+    rec->condition = condition;
+    rec->approximate_invoke_count = window_.final_invocations;
+    if (last_error_) {
+      rec->error_type = last_error_->type;
+      rec->error_message = last_error_->message;
+      rec->last_attempt = last_error_->outcome;
+    }
+    rec->stream_name = env.stream_name;
+    rec->shard_id = shard_;
+    rec->start_sequence_number = window_.first;
+    rec->end_sequence_number = window_.last;
+    rec->batch_size = 0;  // the window's final invocation carries no records
+    rec->timestamp = now;
+    raise(env, event_kind::batch_discarded, *rec);
+    close_window();
+    consecutive_failures_ = 0;
+    if constexpr (Policies::has_destination) {
+      pending_ = std::move(rec);
+      pending_end_ = static_cast<std::uint32_t>(finished_);
+    }
+  }
+
+  void close_window() {
+    window_.open.reset();
+    window_.final_due = false;
+    window_.final_attempts = 0;
+    window_.final_invocations = 0;
+    window_.first = window_.last = 0;
+    window_.published.publish(window_.open, window_.through);
+  }
+
+  static error_info missing_state() {
+    return error_info{"sluice::missing_window_state",
+                      "the window handler's response has no state (S-7: a failed invocation)",
+                      attempt_outcome::returned_report};
+  }
+
+  /// An invocation of a window's records: the state in, the new state out (committed only when
+  /// the attempt succeeded, wholly or for a prefix).
+  template <class Env>
+  outcome invoke_window(Env& env, live_counters& counters, const batch<R>& b, const segment& seg,
+                        std::uint32_t& lowest_failed) {
+    if (!window_.open) {
+      const time_point start = window_start_of(b.first_arrival(), env.window().length);
+      window_.open = window_checkpoint{start, start + env.window().length, {}, false};
+    }
+    window_checkpoint& w = *window_.open;
+    const window_context ctx{w.start, w.end, shard_, w.state, false, false};
+    try {
+      if constexpr (Policies::report)
+        std::fill(reported_.begin() + seg.begin, reported_.begin() + seg.end, false);
+      window_response r = env.handler()(b, ctx);
+      if (!r.state) {
+        last_error_ = missing_state();
+        live_counters::add(counters.function_errors, 1);
+        return outcome::failure;
+      }
+      outcome result = outcome::success;
+      if constexpr (Policies::report) {  // S-4.2: ignored without the feature
+        if (!r.failures.empty()) result = read_report(counters, b, seg, r.failures, lowest_failed);
+      }
+      if (result == outcome::failure) return result;
+      const std::uint32_t end = result == outcome::success ? seg.end : lowest_failed;
+      if (window_.first == 0) window_.first = sluice::sequence_number(records_[seg.begin]);
+      window_.last = sluice::sequence_number(records_[end - 1]);
+      window_.through = window_.last;
+      w.state = std::move(*r.state);
+      if (w.state.size() > env.window().maximum_state_bytes) w.terminated_early = true;
+      window_.published.publish(window_.open, window_.through);
+      return result;
     } catch (const throttled& e) {
       last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
       return outcome::throttle;
@@ -504,6 +711,7 @@ class lane_job {
   bool waiting_ = false;
   bool blocked_ = false;  // deliveries of pending_ are failing: counted in blocked_lanes
   std::uint64_t rng_;
+  [[no_unique_address]] std::conditional_t<Policies::window, window_run, no_window_run> window_;
 };
 
 }  // namespace detail
