@@ -6,6 +6,7 @@
 #pragma once
 
 #include <hiredis/hiredis.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -180,6 +181,41 @@ class connection {
     return r;
   }
 
+  /// Runs `s` once per (keys, args) call in one pipeline; returns the replies in order and throws
+  /// the first error reply. Calls refused with NOSCRIPT (the server lost its scripts: a restart)
+  /// are sent again, in order, after the script is loaded.
+  struct call {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  std::vector<reply> eval_pipeline(const script& s, const std::vector<call>& calls) {
+    std::vector<std::vector<std::string>> cmds;
+    cmds.reserve(calls.size());
+    for (const call& c : calls) cmds.push_back(evalsha_command(s, c.keys, c.args));
+    std::vector<reply> replies = pipeline_unchecked(cmds);
+    std::vector<std::size_t> again;
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].is_error() && text(replies[i].get()).starts_with("NOSCRIPT")) again.push_back(i);
+    }
+    if (!again.empty()) {
+      const std::string sha = load(s, true);
+      std::vector<std::vector<std::string>> retry;
+      for (std::size_t i : again) {
+        cmds[i][1] = sha;
+        retry.push_back(cmds[i]);
+      }
+      std::vector<reply> second = pipeline_unchecked(retry);
+      for (std::size_t j = 0; j < again.size(); ++j) replies[again[j]] = std::move(second[j]);
+    }
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].is_error())
+        throw error(error::kind::reply_error, options_.server(),
+                    "script " + std::string(s.name) + describe_keys(calls[i].keys),
+                    std::string(text(replies[i].get())));
+    }
+    return replies;
+  }
+
   /// The EVALSHA command for `s` (for pipelines); loads the script first if needed.
   std::vector<std::string> evalsha_command(const script& s, const std::vector<std::string>& keys,
                                            const std::vector<std::string>& args) {
@@ -190,7 +226,39 @@ class connection {
   }
 
   /// Closes the connection; the next command reconnects.
-  void disconnect() noexcept { ctx_.reset(); }
+  void disconnect() noexcept { drop(); }
+
+  /// For a subscriber thread: (re)connects, sends SUBSCRIBE `channel` and reads its
+  /// confirmation; then next_message() blocks (no timeout) for the next published message.
+  void subscribe(const std::string& channel) {
+    if (ctx_ == nullptr) {
+      if (std::string why = try_connect(); !why.empty())
+        throw error(error::kind::io_error, options_.server(), "SUBSCRIBE " + channel, why);
+    }
+    std::vector<reply> r;
+    if (std::string why = send({{"SUBSCRIBE", channel}}, r); !why.empty())
+      throw error(error::kind::io_error, options_.server(), "SUBSCRIBE " + channel, why);
+    if (r.front().is_error())
+      throw error(error::kind::reply_error, options_.server(), "SUBSCRIBE " + channel,
+                  std::string(text(r.front().get())));
+    redisSetTimeout(ctx_.get(), timeval{});  // wait for messages as long as it takes
+  }
+  reply next_message() {
+    void* r = nullptr;
+    if (ctx_ == nullptr || redisGetReply(ctx_.get(), &r) != REDIS_OK || r == nullptr) {
+      std::string why = ctx_ != nullptr && ctx_->errstr[0] != '\0' ? ctx_->errstr : "no reply";
+      drop();
+      throw error(error::kind::io_error, options_.server(), "(subscribed)", why);
+    }
+    return reply(static_cast<redisReply*>(r));
+  }
+  /// From another thread: makes a blocked next_message() (or command) fail at once.
+  /// Sticky: a connection made afterwards is shut down at once too (the caller is stopping).
+  void interrupt() noexcept {
+    std::lock_guard lock(fd_mutex_);
+    interrupted_ = true;
+    if (ctx_ != nullptr) ::shutdown(ctx_->fd, SHUT_RDWR);
+  }
 
  private:
   static connection_options validated(connection_options o) {
@@ -232,10 +300,14 @@ class connection {
                           ? redisConnectWithTimeout(options_.host.c_str(), options_.port, tv)
                           : redisConnectUnixWithTimeout(options_.unix_socket.c_str(), tv);
     if (c == nullptr) return "cannot allocate a hiredis context";
-    ctx_.reset(c);
+    {
+      std::lock_guard lock(fd_mutex_);
+      ctx_.reset(c);
+      if (interrupted_ && c->err == 0) ::shutdown(c->fd, SHUT_RDWR);
+    }
     if (c->err != 0) {
       std::string why = c->errstr;
-      ctx_.reset();
+      drop();
       return "connect: " + why;
     }
     redisSetTimeout(c, to_timeval(options_.command_timeout));
@@ -249,7 +321,7 @@ class connection {
       if (std::string io = send({auth}, r); !io.empty()) return io;
       if (r.front().is_error()) {
         std::string why(text(r.front().get()));
-        ctx_.reset();
+        drop();
         throw error(error::kind::reply_error, options_.server(),
                     options_.user.empty() ? "AUTH" : "AUTH " + options_.user, why);
       }
@@ -291,7 +363,7 @@ class connection {
       void* r = nullptr;
       if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) {
         std::string why = c->errstr[0] != '\0' ? c->errstr : "no reply";
-        ctx_.reset();
+        drop();
         replies.clear();
         return why;
       }
@@ -300,7 +372,7 @@ class connection {
     return {};
   }
 
-  const std::string& load(const script& s, bool again) {
+  std::string load(const script& s, bool again) {
     auto it = shas_.find(s.source.data());
     if (it != shas_.end() && !again) return it->second;
     std::vector<std::string> cmd{"SCRIPT", "LOAD", std::string(s.source)};
@@ -325,10 +397,17 @@ class connection {
     return keys.empty() ? std::string() : " " + keys.front();
   }
 
+  void drop() noexcept {
+    std::lock_guard lock(fd_mutex_);
+    ctx_.reset();
+  }
+
   struct free_context {
     void operator()(redisContext* c) const noexcept { redisFree(c); }
   };
   connection_options options_;
+  std::mutex fd_mutex_;  // interrupt() against the owner replacing the context
+  bool interrupted_ = false;
   std::unique_ptr<redisContext, free_context> ctx_;
   std::map<const char*, std::string> shas_;  // by script text address: one per script object
 };
