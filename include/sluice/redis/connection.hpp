@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <csignal>
 
 #include <algorithm>
 #include <chrono>
@@ -108,9 +109,28 @@ struct script {
   std::string_view source;
 };
 
+/// hiredis writes with write(2): a write to a connection the server (or interrupt()) closed
+/// raises SIGPIPE, which by default ends the process. The first connection sets SIGPIPE to
+/// ignored when it still has its default action (a program that installed a handler keeps it);
+/// the write then fails with EPIPE, an I/O error that reconnects.
+inline void ignore_sigpipe_once() {
+  static const bool done = [] {
+    struct sigaction current {};
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      sigaction(SIGPIPE, &ignore, nullptr);
+    }
+    return true;
+  }();
+  (void)done;
+}
+
 class connection {
  public:
   explicit connection(connection_options options) : options_(validated(std::move(options))) {
+    ignore_sigpipe_once();
     connect();
   }
   connection(const connection&) = delete;
@@ -195,7 +215,8 @@ class connection {
     std::vector<reply> replies = pipeline_unchecked(cmds);
     std::vector<std::size_t> again;
     for (std::size_t i = 0; i < replies.size(); ++i) {
-      if (replies[i].is_error() && text(replies[i].get()).starts_with("NOSCRIPT")) again.push_back(i);
+      if (replies[i].is_error() && text(replies[i].get()).starts_with("NOSCRIPT"))
+        again.push_back(i);
     }
     if (!again.empty()) {
       const std::string sha = load(s, true);

@@ -149,7 +149,8 @@ class stream {
         pool_(options_.connection),
         channel_(options_.prefix + ":{" + options_.name + "}:puts") {
     for (std::uint32_t s = 0; s < options_.shards; ++s) {
-      const std::string tag = options_.prefix + ":{" + options_.name + ":" + std::to_string(s) + "}";
+      const std::string tag =
+          options_.prefix + ":{" + options_.name + ":" + std::to_string(s) + "}";
       keys_.push_back(tag + ":entries");
       shard_keys_.push_back(tag + ":shard");
     }
@@ -233,7 +234,7 @@ class stream {
       for (std::size_t i = 0; i < r->elements; ++i) {
         const redisReply* e = r->element[i];
         const redisReply* fields = e->element[1];
-        const std::int64_t t = detail::parse_number<std::int64_t>(detail::field(fields, "t"));
+        const auto t = detail::parse_number<std::int64_t>(detail::field(fields, "t"));
         if (t < horizon) {  // past the retention age: never read (the reader sees a gap)
           ++expired;
           continue;
@@ -353,11 +354,10 @@ class stream {
     c->command({"HSETNX", meta_key(), "shards", std::to_string(options_.shards)});
     const reply r = c->command({"HGET", meta_key(), "shards"});
     if (text(r.get()) != std::to_string(options_.shards)) {
-      throw configuration_error("sluice::redis::stream '" + options_.name + "' on " +
-                                options_.connection.server() + " has " +
-                                std::string(text(r.get())) + " shards; it cannot be opened with " +
-                                std::to_string(options_.shards) +
-                                " (a key would change shard and lose its order)");
+      throw configuration_error(
+          "sluice::redis::stream '" + options_.name + "' on " + options_.connection.server() +
+          " has " + std::string(text(r.get())) + " shards; it cannot be opened with " +
+          std::to_string(options_.shards) + " (a key would change shard and lose its order)");
     }
   }
 
