@@ -133,6 +133,12 @@ class connection {
     ignore_sigpipe_once();
     connect();
   }
+  /// Connects on first use instead (connection_pool: the first command's error names it).
+  struct deferred_t {};
+  static constexpr deferred_t deferred{};
+  connection(connection_options options, deferred_t) : options_(validated(std::move(options))) {
+    ignore_sigpipe_once();
+  }
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
@@ -465,7 +471,7 @@ class connection_pool {
         return {this, std::move(c)};
       }
     }
-    return {this, std::make_unique<connection>(options_)};
+    return {this, std::make_unique<connection>(options_, connection::deferred)};
   }
   const connection_options& options() const noexcept { return options_; }
 

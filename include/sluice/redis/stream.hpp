@@ -40,6 +40,7 @@
 #include "sluice/detail/util/validate.hpp"
 #include "sluice/hash.hpp"
 #include "sluice/record.hpp"
+#include "sluice/redis/checkpoint_store.hpp"
 #include "sluice/redis/codec.hpp"
 #include "sluice/redis/connection.hpp"
 #include "sluice/source.hpp"
@@ -211,6 +212,17 @@ class stream {
   }
   std::vector<put_result> put_many(std::initializer_list<std::pair<Key, Payload>> entries) {
     return put_many(std::views::all(entries));
+  }
+
+  /// The checkpoints of mappings over this stream, in the same Redis (same connection options and
+  /// prefix; sluice/redis/checkpoint_store.hpp). sluice::run and sluice::start use it when given
+  /// no checkpoints(store) option, so a restarted mapping resumes after its last checkpoint.
+  redis::checkpoint_store& default_checkpoint_store() {
+    std::call_once(checkpoints_opened_, [this] {
+      checkpoints_ =
+          std::make_unique<redis::checkpoint_store>(options_.connection, options_.prefix);
+    });
+    return *checkpoints_;
   }
 
   std::uint32_t shard_count() const noexcept { return options_.shards; }
@@ -466,6 +478,8 @@ class stream {
   std::atomic<bool> watching_{false};
   std::mutex watch_mutex_;
   std::condition_variable watch_cv_;
+  std::once_flag checkpoints_opened_;
+  std::unique_ptr<redis::checkpoint_store> checkpoints_;
   std::unique_ptr<connection> watcher_conn_;
   std::thread watcher_;
 };
