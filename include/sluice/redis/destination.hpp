@@ -58,7 +58,7 @@ class destination {
   using record_type = R;
 
   destination(connection_options options, std::string name = "on-failure",
-              std::string prefix = "sluice")
+              const std::string& prefix = "sluice")
       : pool_(std::move(options)), key_(prefix + ":{" + checked(std::move(name)) + "}:failures") {}
 
   void deliver(const on_failure_record<R>& rec) {
