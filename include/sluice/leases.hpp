@@ -182,6 +182,9 @@ class shard_view {
   std::uint32_t shard_count() const { return source_->shard_count(); }
   std::string_view name() const { return source_->name(); }
   shard_id_t shard() const noexcept { return shard_; }
+  /// The counter (fencing token) of the lease this view serves under (0 outside a lease_worker).
+  std::uint64_t lease_counter() const noexcept { return counter_; }
+  void set_lease_counter(std::uint64_t c) noexcept { counter_ = c; }
 
   template <class Visit>
   std::size_t read(shard_id_t shard, sequence_number_t after, std::size_t max, Visit&& visit) {
@@ -210,6 +213,7 @@ class shard_view {
  private:
   Source* source_;
   shard_id_t shard_;
+  std::uint64_t counter_ = 0;
   std::atomic<std::int64_t> valid_until_ns_{0};
   std::atomic<bool> closed_{false};
 };
@@ -264,6 +268,8 @@ struct lease_stats {
   std::uint64_t released = 0;        // released on stop()
   std::uint64_t store_errors = 0;    // lease store calls that threw (Redis unreachable...)
   std::uint64_t fenced_refused = 0;  // checkpoint writes the fence refused
+  std::uint64_t failed = 0;          // shard mappings that stopped with an error (then released)
+  std::string last_error;            // the last such error, or store error
 };
 
 /// Runs a mapping over the shards this worker holds leases of. `factory(view)` builds the mapping
@@ -398,7 +404,9 @@ class lease_worker {
                std::uint64_t counter)
         : counter(counter),
           view(source, shard),
-          checkpoints(store, shard, std::move(owner), counter) {}
+          checkpoints(store, shard, std::move(owner), counter) {
+      view.set_lease_counter(counter);
+    }
     std::uint64_t counter;
     time_point valid_until{};
     shard_view<Source> view;
@@ -417,11 +425,24 @@ class lease_worker {
     return o;
   }
 
+  void note_failure(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      stats_.last_error = x.what();
+    } catch (...) {
+      stats_.last_error = "(not a std::exception)";
+    }
+  }
+
   void renew_all(time_point now) {
     std::vector<shard_id_t> gone;
+    std::vector<shard_id_t> failed;
     for (auto& [shard, h] : held_) {
       if (h->running && h->running->failure()) {  // its mapping failed (say, a refused checkpoint)
-        gone.push_back(shard);
+        note_failure(h->running->failure());
+        ++stats_.failed;
+        failed.push_back(shard);
         continue;
       }
       if (now >= h->valid_until) {
@@ -439,6 +460,7 @@ class lease_worker {
         }
       } catch (...) {
         ++stats_.store_errors;  // kept until valid_until: the store may come back in time
+        note_failure(std::current_exception());
       }
     }
     for (shard_id_t shard : gone) {
@@ -446,6 +468,19 @@ class lease_worker {
       stop_mapping(*held_[shard]);
       held_.erase(shard);
       ++stats_.lost;
+    }
+    // A failed mapping lets its lease go, so this or another worker starts the shard afresh
+    // from its checkpoint at the next cycle (a refused checkpoint write cannot release: fine).
+    for (shard_id_t shard : failed) {
+      held_shard& h = *held_[shard];
+      h.view.close();
+      stop_mapping(h);
+      try {
+        store_->release(mapping_, shard, options_.worker_id, h.counter);
+      } catch (...) {
+        ++stats_.store_errors;
+      }
+      held_.erase(shard);
     }
   }
 
