@@ -150,7 +150,8 @@ struct private_redis {
     std::vector<std::string> args{"redis-server", "--port",    std::to_string(port),
                                   "--bind",       "127.0.0.1", "--dir",
                                   dir.string(),   "--save",    "",
-                                  "--appendonly", "no"};
+                                  "--appendonly", "no",        "--loglevel",
+                                  "warning"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
