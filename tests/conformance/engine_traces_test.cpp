@@ -17,10 +17,17 @@ using R = sluice::record<int>;
 using sluice_test::eventually;
 using sluice_test::trace;
 
+// The stream the traces run on: a memory_stream, unless the file that includes this one chose
+// another (tests/redis/traces/redis_traces_test.cpp runs the same traces on a Redis stream).
+#ifndef SLUICE_TRACE_STREAM
+#define SLUICE_TRACE_STREAM(clock) \
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream { 1, clock }
+#endif
+
 namespace {
 struct Engine : ::testing::TestWithParam<sluice::execution_mode> {
   sluice::manual_clock clock;
-  sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
+  SLUICE_TRACE_STREAM(clock);
   sluice::memory_checkpoint_store store;
   trace calls;
 

@@ -19,6 +19,13 @@ using namespace std::chrono_literals;
 using R = sluice::record<int>;
 using sluice_test::trace;
 
+// The stream the traces run on: a memory_stream, unless the file that includes this one chose
+// another (tests/redis/traces/redis_traces_test.cpp runs the same traces on a Redis stream).
+#ifndef SLUICE_TRACE_STREAM
+#define SLUICE_TRACE_STREAM(clock) \
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream { 1, clock }
+#endif
+
 namespace {
 
 // run: sluice::run on the calling thread; the start modes force where sluice::start runs a
@@ -39,7 +46,7 @@ sluice::execution_mode execution_of(mode m) {
 class FailureTraces : public ::testing::TestWithParam<mode> {
  protected:
   sluice::manual_clock clock{sluice::time_point{} + 1000h, sluice::manual_clock::auto_advance};
-  sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
+  SLUICE_TRACE_STREAM(clock);
   sluice::memory_checkpoint_store store;
   sluice::memory_destination<R> dlq;
   trace calls;

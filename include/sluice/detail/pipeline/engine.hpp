@@ -235,9 +235,20 @@ class engine {
   }
 
   time_point now() const { return clock_->now(); }
-  /// Jobs start no new attempt or delivery once this is set (stop()).
+  /// The source may withdraw the mapping's right to hand batches to its handler: a leased
+  /// shard_view (sluice/leases.hpp) whose lease lapsed or was lost answers may_hand(now) false.
+  static constexpr bool gated = requires(source_type & src, time_point t) {
+    { src.may_hand(t) } -> std::convertible_to<bool>;
+  };
+  /// Jobs start no new attempt or delivery once this is set (stop()), or once a gated source
+  /// says no (checked before every attempt, so a lost lease stops handing batches at once).
   bool stop_requested() const noexcept {
-    return stop_ != nullptr && stop_->load(std::memory_order_relaxed);
+    if (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) return true;
+    if constexpr (gated) {
+      return !unwrap(const_cast<M&>(mapping_).source.source).may_hand(clock_->now());
+    } else {
+      return false;
+    }
   }
   void set_stop_flag(const std::atomic<bool>* stop) noexcept { stop_ = stop; }
   /// A stop was requested: calls waiting for a concurrency permit give up (they are abandoned,

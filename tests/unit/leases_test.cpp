@@ -1,0 +1,200 @@
+// Tests of the lease protocol (sluice/leases.hpp) on memory_lease_store and a manual clock: workers
+// take free leases up to their share, balance one lease per cycle from the most loaded worker,
+// take expired leases, release on stop; a worker whose lease lapsed hands no further batch of that
+// shard to its handler, and its checkpoint writes are refused by the fence.
+#include "sluice/leases.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sluice/sluice.hpp"
+#include "support/trace.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using R = sluice::record<int>;
+using stream_t = sluice::memory_stream<int, std::string, sluice::manual_clock>;
+using sluice_test::eventually;
+
+static_assert(sluice::lease_store<sluice::memory_lease_store>);
+static_assert(sluice::source<sluice::shard_view<stream_t>>);
+
+/// What the handlers of all workers saw: per worker, per shard, the records handled.
+struct seen_log {
+  std::mutex mutex;
+  std::map<std::string, std::map<sluice::shard_id_t, std::vector<int>>> by_worker;
+  void add(const std::string& worker, const sluice::batch<R>& b) {
+    std::lock_guard lock(mutex);
+    for (const R& r : b) by_worker[worker][b.shard_id()].push_back(r.payload);
+  }
+  std::size_t count(const std::string& worker) {
+    std::lock_guard lock(mutex);
+    std::size_t n = 0;
+    for (auto& [shard, v] : by_worker[worker]) n += v.size();
+    return n;
+  }
+};
+
+auto factory_for(seen_log& log, std::string worker) {
+  return [&log, worker](sluice::shard_view<stream_t>& view) {
+    return sluice::from(view) | sluice::batching(sluice::batch_size(10)) |
+           sluice::invoke([&log, worker](const sluice::batch<R>& b) { log.add(worker, b); });
+  };
+}
+
+sluice::lease_options options_for(std::string id) {
+  sluice::lease_options o;
+  o.worker_id = std::move(id);
+  o.lease_duration = 10s;
+  o.renew_interval = 3s;
+  return o;
+}
+
+using worker_t = sluice::lease_worker<sluice::memory_lease_store, stream_t,
+                                      decltype(factory_for(std::declval<seen_log&>(), "")),
+                                      sluice::manual_clock>;
+
+struct Leases : ::testing::Test {
+  sluice::manual_clock clock;
+  stream_t stream{16, clock};
+  sluice::memory_lease_store store;
+  seen_log log;
+
+  std::unique_ptr<worker_t> worker(const std::string& id) {
+    return std::make_unique<worker_t>(store, stream, "orders", options_for(id),
+                                      factory_for(log, id), clock);
+  }
+  std::map<std::string, std::size_t> owners() {
+    std::map<std::string, std::size_t> n;
+    for (const auto& l : store.leases("orders", 16))
+      if (!l.owner.empty()) ++n[l.owner];
+    return n;
+  }
+};
+
+TEST_F(Leases, AWorkerAloneTakesEveryShardAndHandlesEveryRecord) {
+  auto w = worker("a");
+  w->cycle(clock.now());
+  EXPECT_EQ(w->held().size(), 16u);
+  for (int i = 0; i < 200; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] { return log.count("a") == 200; }));
+  w->stop();
+  EXPECT_EQ(w->stats().released, 16u);
+  for (const auto& l : store.leases("orders", 16)) EXPECT_TRUE(l.owner.empty());
+}
+
+TEST_F(Leases, WorkersBalanceOneLeasePerCycleFromTheMostLoaded) {
+  auto a = worker("a");
+  a->cycle(clock.now());
+  auto b = worker("b");
+  auto c = worker("c");
+  std::size_t stolen_per_cycle_max = 0;
+  for (int round = 0; round < 20; ++round) {
+    clock.advance(3s);
+    const auto before = owners();
+    for (auto* w : {a.get(), b.get(), c.get()}) w->cycle(clock.now());
+    const auto after = owners();
+    // each cycle of b and c takes at most one lease from another worker
+    std::size_t moved = 0;
+    for (const auto& [owner, n] : before)
+      if (after.contains(owner) && after.at(owner) < n) moved += n - after.at(owner);
+    stolen_per_cycle_max = std::max(stolen_per_cycle_max, moved);
+  }
+  const auto n = owners();
+  ASSERT_EQ(n.size(), 3u);
+  for (const auto& [owner, count] : n) {
+    EXPECT_GE(count, 5u) << owner;  // 16 / 3: each holds 5 or 6
+    EXPECT_LE(count, 6u) << owner;
+  }
+  EXPECT_LE(stolen_per_cycle_max, 2u) << "b and c each take at most one per cycle";
+  EXPECT_EQ(a->held().size() + b->held().size() + c->held().size(), 16u)
+      << "the losers saw their renewals fail and let go";
+  EXPECT_GE(b->stats().stolen, 5u);
+}
+
+TEST_F(Leases, ALeaseNotRenewedExpiresAndAnotherWorkerTakesIt) {
+  auto a = worker("a");
+  a->cycle(clock.now());
+  auto b = worker("b");
+  b->cycle(clock.now());
+  EXPECT_EQ(b->held().size(), 1u) << "a live worker's leases are only balanced, one per cycle";
+  clock.advance(11s);  // a did not renew for longer than the lease duration: all a's expired
+  b->cycle(clock.now());
+  EXPECT_EQ(b->held().size(), 16u);
+  a->cycle(clock.now());
+  EXPECT_EQ(a->stats().lost, 16u) << "a's renewals fail: its leases expired";
+  EXPECT_EQ(a->held().size(), 1u) << "then it balances: one lease from b, with a new counter";
+  EXPECT_EQ(a->stats().stolen, 1u);
+}
+
+TEST_F(Leases, AZombieHandsNoBatchAndItsCheckpointWritesAreRefused) {
+  auto a = worker("a");
+  a->cycle(clock.now());
+  for (int i = 0; i < 50; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] { return log.count("a") == 50; }));
+  const auto checkpoints_before = store.leases("orders", 16);
+  // a is paused (no cycle) past its leases' expiry; b takes everything over.
+  clock.advance(11s);
+  auto b = worker("b");
+  b->cycle(clock.now());
+  ASSERT_EQ(b->held().size(), 16u);
+  // New records: a's mappings still run, but the deadline passed, so its engine hands nothing.
+  for (int i = 50; i < 100; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] { return log.count("b") == 50; }));
+  EXPECT_EQ(log.count("a"), 50u) << "the zombie handed a batch after its lease lapsed";
+  // A checkpoint write with a's fencing token is refused.
+  sluice::fenced_checkpoints<sluice::memory_lease_store> zombie(store, 0, "a",
+                                                                checkpoints_before[0].counter);
+  EXPECT_THROW(zombie.save("orders", 0, 1'000'000), sluice::lease_lost);
+  EXPECT_LT(store.load("orders", 0).value_or(0), 1'000'000u);
+  a->cycle(clock.now());  // wakes: its leases are gone (it balances one back, as a new holder)
+  EXPECT_EQ(a->stats().lost, 16u);
+  EXPECT_LE(a->held().size(), 1u);
+  b->stop();
+  a->stop();
+}
+
+TEST_F(Leases, ACleanStopReleasesSoAnotherWorkerTakesOverAtOnce) {
+  auto a = worker("a");
+  a->cycle(clock.now());
+  for (int i = 0; i < 40; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] { return log.count("a") == 40; }));
+  a->stop();
+  auto b = worker("b");
+  b->cycle(clock.now());  // no waiting for expiry
+  EXPECT_EQ(b->held().size(), 16u);
+  for (int i = 40; i < 60; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] { return log.count("b") == 20; }));
+  EXPECT_EQ(log.count("b"), 20u) << "b resumed after a's final checkpoints: nothing twice";
+  b->stop();
+}
+
+TEST_F(Leases, InvalidLeaseOptionsAreRejectedNamingTheParameter) {
+  auto expect_rejected = [&](sluice::lease_options o, const std::string& parameter) {
+    try {
+      worker_t w(store, stream, "orders", std::move(o), factory_for(log, "x"), clock);
+      ADD_FAILURE() << parameter << " accepted";
+    } catch (const sluice::configuration_error& e) {
+      EXPECT_NE(std::string(e.what()).find(parameter), std::string::npos) << e.what();
+    }
+  };
+  expect_rejected(options_for(""), "lease_options::worker_id");
+  auto o = options_for("a");
+  o.renew_interval = 6s;  // more than half the duration
+  expect_rejected(o, "lease_options::renew_interval");
+  o = options_for("a");
+  o.lease_duration = 0s;
+  expect_rejected(o, "lease_options::lease_duration");
+}
+
+}  // namespace
