@@ -1,4 +1,4 @@
-// expect: with sluice::tumbling_window the handler takes \(const sluice::batch<Record>&, const sluice::window_context&\)
+// expect: with sluice::tumbling_window the handler takes \(const sluice::batch<Record>&, const
 // a plain batch handler under a tumbling window: it could neither see nor return the state.
 #include <sluice/mapping.hpp>
 
