@@ -474,8 +474,10 @@ class queue_driver final : public running_control, private data_listener {
             std::lock_guard lock(mutex_);
             if (!wake_parked_locked()) spawn_locked();
           }
-          const call_feedback feedback =
-              core.admit(buf, p.sleep, stop_) ? core.settle(buf) : call_feedback::neutral;
+          // Nothing received: no call, so no tokens (an empty poll must not wait for them).
+          const call_feedback feedback = !buf.empty() && core.admit(buf, p.sleep, stop_)
+                                             ? core.settle(buf)
+                                             : call_feedback::neutral;
           core.limits().leave(std::exchange(call, permit{}), feedback);
           held_.fetch_sub(buf.size(), std::memory_order_relaxed);
           buf.clear();
