@@ -354,8 +354,10 @@ TEST(ScaleOut, TwoProcessesShareOneSqliteStreamsShardsThroughSqliteLeases) {
   so.shards = shards;
   sluice::sqlite::stream<std::int64_t> stream(file, so);
   sluice::sqlite::lease_store leases(file);
+  // A long lease: the test asserts exactly-once handling, so a renewal delayed by a loaded
+  // machine must not cost a lease (that would be a legitimate re-delivery, not tested here).
   const std::vector<std::string> args{"--sqlite",   file.string(), "--shards",   "8",
-                                      "--lease-ms", "3000",        "--renew-ms", "300"};
+                                      "--lease-ms", "10000",       "--renew-ms", "500"};
   worker_process w1(args, dir.path(), "w1");
   worker_process w2(args, dir.path(), "w2");
   // Balanced in the store, and each worker has noticed (a worker whose lease was just taken for
