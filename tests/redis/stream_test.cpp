@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/clock.hpp"
@@ -69,6 +70,39 @@ struct counting_listener final : sluice::data_listener {
     return cv.wait_for(lock, 30s, [&] { return calls[shard] >= n; });
   }
 };
+
+struct point {
+  int x = 0, y = 0;
+  friend bool operator==(const point&, const point&) = default;
+};
+
+}  // namespace
+
+// One specialization serves every store (sluice/payload_codec.hpp): SQLite's tests use the same.
+template <>
+struct sluice::payload_codec<point> {
+  static std::string encode(const point& p) {
+    return std::to_string(p.x) + "," + std::to_string(p.y);
+  }
+  static point decode(std::string_view bytes) {
+    const auto comma = bytes.find(',');
+    return {std::stoi(std::string(bytes.substr(0, comma))),
+            std::stoi(std::string(bytes.substr(comma + 1)))};
+  }
+};
+
+namespace {
+
+TEST_F(RedisStream, AUserTypeRoundTripsThroughTheSharedPayloadCodec) {
+  sluice::redis::stream<point, std::string, sluice::manual_clock> s(options(1, "points"), clock);
+  s.put("k", point{3, -4});
+  std::vector<point> seen;
+  s.read(0, 0, 10, [&](const auto& r) {
+    seen.push_back(r.payload);
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<point>{{3, -4}}));
+}
 
 TEST_F(RedisStream, PutRoutesByKeyHashAndNumbersEachShardFromOne) {
   string_stream s(options(4), clock);

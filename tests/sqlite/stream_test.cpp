@@ -275,7 +275,7 @@ struct order {
 }  // namespace
 
 template <>
-struct sluice::sqlite::payload_codec<order> {
+struct sluice::payload_codec<order> {
   static std::string encode(const order& o) {
     if (o.id < 0) throw std::invalid_argument("negative order id");
     return std::to_string(o.id) + "|" + o.item;

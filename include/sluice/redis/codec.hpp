@@ -1,6 +1,7 @@
 // sluice/redis/codec.hpp: how keys, payloads and sequence numbers become Redis field values and
 // entry ids. Strings and byte vectors are stored as their bytes, numbers as decimal text; any
-// other payload goes through payload_codec<T> (specialize it, as for sluice::sqlite).
+// other payload goes through sluice::payload_codec<T> (sluice/payload_codec.hpp), as for
+// sluice::sqlite.
 #pragma once
 
 #include <charconv>
@@ -16,28 +17,10 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/payload_codec.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 namespace redis {
-
-/// Specialize for a payload type that is not a string, a byte vector or a number:
-///   template <> struct sluice::redis::payload_codec<order> {
-///     static std::string encode(const order& o);
-///     static order decode(std::string_view bytes);
-///   };
-template <class T>
-struct payload_codec {};
-
-namespace detail {
-template <class T>
-concept has_payload_codec = requires(const T& value, std::string_view bytes) {
-  { payload_codec<T>::encode(value) } -> std::convertible_to<std::string>;
-  { payload_codec<T>::decode(bytes) } -> std::convertible_to<T>;
-};
-template <class T>
-concept byte_vector = std::same_as<T, std::vector<std::byte>> ||
-    std::same_as<T, std::vector<unsigned char>> || std::same_as<T, std::vector<char>>;
-}  // namespace detail
 
 template <class T>
 concept storable_payload = detail::has_payload_codec<T> || std::same_as<T, std::string> ||
@@ -46,6 +29,8 @@ template <class K>
 concept storable_key = std::same_as<K, std::string> || std::integral<K>;
 
 namespace detail {
+using sluice::detail::byte_vector;
+using sluice::detail::has_payload_codec;
 
 template <class T>
 T parse_number(std::string_view text) {

@@ -132,7 +132,7 @@ template <class Payload, class Key = std::string, clock_type Clock = system_cloc
 class stream {
   static_assert(storable_payload<Payload>,
                 "sluice::redis stores payloads that are std::string, byte vectors or numbers; "
-                "specialize sluice::redis::payload_codec<T> for other types");
+                "specialize sluice::payload_codec<T> for other types");
   static_assert(storable_key<Key>, "sluice::redis keys are std::string or integers");
 
  public:

@@ -1,6 +1,7 @@
 // sluice/sqlite/codec.hpp: how keys and payloads become SQLite values. Strings and byte vectors
 // are stored as BLOBs and numbers as INTEGER/REAL, so a stream file stays readable from the
-// sqlite3 shell; any other payload type goes through payload_codec<T>, which the user specializes.
+// sqlite3 shell; any other payload type goes through sluice::payload_codec<T>
+// (sluice/payload_codec.hpp).
 #pragma once
 
 #include <concepts>
@@ -12,32 +13,15 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/payload_codec.hpp"
 #include "sluice/sqlite/database.hpp"
 
 SLUICE_BEGIN_NAMESPACE
 namespace sqlite {
 
-/// Specialize for a payload type that is not a string, a byte vector or a number:
-///
-///   template <> struct sluice::sqlite::payload_codec<order> {
-///     static std::string encode(const order& o);      // any bytes
-///     static order decode(std::string_view bytes);    // the inverse of encode
-///   };
-///
-/// A specialization also takes precedence over the built-in encodings.
-template <class T>
-struct payload_codec {};
-
 namespace detail {
-template <class T>
-concept has_payload_codec = requires(const T& value, std::string_view bytes) {
-  { payload_codec<T>::encode(value) } -> std::convertible_to<std::string>;
-  { payload_codec<T>::decode(bytes) } -> std::convertible_to<T>;
-};
-
-template <class T>
-concept byte_vector = std::same_as<T, std::vector<std::byte>> ||
-    std::same_as<T, std::vector<unsigned char>> || std::same_as<T, std::vector<char>>;
+using sluice::detail::byte_vector;
+using sluice::detail::has_payload_codec;
 
 template <class T>
 concept builtin_payload =
@@ -59,7 +43,7 @@ inline constexpr bool storable_payload_check = [] {
   static_assert(storable_payload<T>,
                 "sluice::sqlite stores payloads that are std::string, std::vector<std::byte>, "
                 "std::vector<unsigned char>, std::vector<char>, arithmetic or enum types; for any "
-                "other Payload specialize sluice::sqlite::payload_codec<Payload> with "
+                "other Payload specialize sluice::payload_codec<Payload> with "
                 "static std::string encode(const Payload&) and "
                 "static Payload decode(std::string_view)");
   return true;
