@@ -232,6 +232,20 @@ class lane_job {
     env.limits();
   };
 
+  /// Inside a handler call's catch (...): keeps the exception as the last error (S-5.7's
+  /// errorType, errorMessage) and tells a throttle (sluice::throttled) from a failure.
+  outcome caught() {
+    try {
+      throw;
+    } catch (const throttled& e) {
+      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
+      return outcome::throttle;
+    } catch (...) {
+      last_error_ = describe(std::current_exception());
+      return outcome::failure;
+    }
+  }
+
   /// A call is over: its permit goes back, its outcome moves an adaptive limit.
   template <class Env>
   static void leave_limits(Env& env, permit p, outcome result) {
@@ -334,14 +348,8 @@ class lane_job {
         if (failures == nullptr || failures->empty()) return outcome::success;
         return read_report(counters, b, seg, *failures, lowest_failed);
       }
-    } catch (const throttled& e) {
-      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
-      return outcome::throttle;
-    } catch (const std::exception& e) {
-      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
-      last_error_ =
-          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+      if (caught() == outcome::throttle) return outcome::throttle;
     }
     live_counters::add(counters.function_errors, 1);
     return outcome::failure;
@@ -400,14 +408,8 @@ class lane_job {
       } else {
         result = outcome::success;
       }
-    } catch (const throttled& e) {
-      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
-      result = outcome::throttle;
-    } catch (const std::exception& e) {
-      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
-      last_error_ =
-          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+      result = caught();
     }
     leave_limits(env, p, result);
     if (result == outcome::success) {  // S-7.2: the state is dropped
@@ -505,14 +507,8 @@ class lane_job {
       if (w.state.size() > env.window().maximum_state_bytes) w.terminated_early = true;
       window_.published.publish(window_.open, window_.through);
       return result;
-    } catch (const throttled& e) {
-      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
-      return outcome::throttle;
-    } catch (const std::exception& e) {
-      last_error_ = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
-      last_error_ =
-          error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+      if (caught() == outcome::throttle) return outcome::throttle;
     }
     live_counters::add(counters.function_errors, 1);
     return outcome::failure;
