@@ -347,6 +347,34 @@ TEST(MemoryStreamCapacity, RejectsAZeroCapacity) {
                sluice::configuration_error);
 }
 
+// A reader that caught up holds a cursor on the last chunk, which is not full. When every record
+// of that chunk is released (all mappings checkpointed them), the chunk must stay the tail: the
+// next records go after it, where the cursor finds them. (It used to be dropped and the next put
+// started a new chunk the cursor never reached: the reader saw nothing new, and a bounded
+// producer waited forever. Found as a rare hang of AFastProducerWaitsForASlowMapping.)
+TEST(MemoryStreamCapacity, AReaderThatCaughtUpSeesRecordsPutAfterEverythingWasReleased) {
+  sluice::stream_options options;
+  options.capacity_records = 100;
+  sluice::memory_stream<int> s(options, sluice::system_clock::instance());
+  const int consumer = 0;
+  s.acknowledge(&consumer, 0, 0);              // attach, as a mapping does
+  for (int i = 1; i <= 5; ++i) s.put("k", i);  // the first chunk is not full
+  sluice::memory_stream<int>::cursor at;
+  std::vector<int> seen;
+  auto read = [&](sluice::sequence_number_t after) {
+    return s.read_spans(at, 0, after, 100, [&](const auto* first, const auto* last) {
+      for (const auto* p = first; p != last; ++p) seen.push_back(p->payload);
+      return static_cast<std::size_t>(last - first);
+    });
+  };
+  ASSERT_EQ(read(0), 5u);
+  s.acknowledge(&consumer, 0, 5);  // everything released
+  EXPECT_EQ(s.size(0), 0u);
+  for (int i = 6; i <= 8; ++i) s.put("k", i);
+  EXPECT_EQ(read(5), 3u) << "the cursor lost the stream's tail";
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
 // A producer much faster than the handler is slowed by put(): the stream never holds more than
 // its capacity, and every record is handled.
 TEST(MemoryStreamCapacity, AFastProducerWaitsForASlowMapping) {

@@ -419,7 +419,10 @@ class memory_stream {
         if (options_.on_expired_unread) options_.on_expired_unread(s.id, from, first - 1);
       }
     }
-    while (!s.chunks.empty() && s.chunks.front()->first + s.chunks.front()->built <= first)
+    // The tail chunk stays even when all its records are gone: appends continue in it (or
+    // after it, linked), where a reader's cursor pinned on it finds them. Every other chunk is
+    // full.
+    while (s.chunks.size() > 1 && s.chunks.front()->first + s.chunks.front()->built <= first)
       s.chunks.pop_front();
   }
   /// first_retained, read by a holder of the shard's lock (its only writer).
