@@ -281,6 +281,26 @@ TEST_P(FailureTraces, C11_ThrottleConsumesNoAttempt) {
   EXPECT_EQ(snapshot.total.throttles, 2u);
 }
 
+// A throttle consumes no attempt, so only the record age ends it; the destination says it was
+// throttled (S-4.4, S-5.4, S-5.7: sluice's error_type and error_message of the last attempt).
+TEST_P(FailureTraces, ThrottledUntilTheRecordAgeEndsInTheDestinationAsThrottled) {
+  put(3);
+  drive(sluice::from(stream) | sluice::batching(sluice::batch_size(10)) |
+        sluice::retry(sluice::maximum_retry_attempts(0), sluice::maximum_record_age(60s),
+                      sluice::backoff::fixed(10s)) |
+        sluice::on_failure(dlq) | sluice::invoke([&](const sluice::batch<R>& b) {
+          calls.record(b, clock.now());
+          throw sluice::throttled("downstream full");
+        }));
+  EXPECT_EQ(calls.calls().size(), 7u) << calls.str();  // 0, 10, ..., 60 s: no attempt limit
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].condition, sluice::failure_condition::record_age_exceeded);
+  EXPECT_EQ(dead[0].error_type, "sluice::throttled");
+  EXPECT_EQ(dead[0].error_message, "downstream full");
+  EXPECT_EQ(checkpoint(), 3u);
+}
+
 // C-16 destination failure loses nothing (S-5.8)
 TEST_P(FailureTraces, C16_DestinationFailureIsRetriedAndBlocksCheckpoint) {
   put(10);

@@ -66,6 +66,21 @@ inline error_info describe(const std::exception_ptr& error) {
   }
 }
 
+/// Inside a handler call's catch (...): keeps the exception as S-5.7's errorType and
+/// errorMessage in `out` and says whether it was a throttle (sluice::throttled), not a failure.
+/// The one classification of what a handler threw, for streams and queues.
+inline bool describe_caught(error_info& out) {
+  try {
+    throw;
+  } catch (const throttled& e) {
+    out = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
+    return true;
+  } catch (...) {
+    out = describe(std::current_exception());
+    return false;
+  }
+}
+
 struct step_result {
   bool done;
   time_point wait_until;  // when !done: call step() again at or after this time
@@ -232,18 +247,13 @@ class lane_job {
     env.limits();
   };
 
-  /// Inside a handler call's catch (...): keeps the exception as the last error (S-5.7's
-  /// errorType, errorMessage) and tells a throttle (sluice::throttled) from a failure.
+  /// Inside a handler call's catch (...): keeps the exception as the last error and tells a
+  /// throttle from a failure (describe_caught()).
   outcome caught() {
-    try {
-      throw;
-    } catch (const throttled& e) {
-      last_error_ = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
-      return outcome::throttle;
-    } catch (...) {
-      last_error_ = describe(std::current_exception());
-      return outcome::failure;
-    }
+    error_info e;
+    const bool throttle = describe_caught(e);
+    last_error_ = std::move(e);
+    return throttle ? outcome::throttle : outcome::failure;
   }
 
   /// A call is over: its permit goes back, its outcome moves an adaptive limit.

@@ -277,14 +277,11 @@ class queue_core {
         if (failures == nullptr || failures->empty()) return outcome::success;
         return read_report(buf, *failures, a);
       }
-    } catch (const throttled& e) {
-      a.error = error_info{"sluice::throttled", e.what(), attempt_outcome::raised};
-      live_counters::add(counters_.throttles, 1);
-      return outcome::throttle;
-    } catch (const std::exception& e) {
-      a.error = error_info{demangle(typeid(e).name()), e.what(), attempt_outcome::raised};
     } catch (...) {
-      a.error = error_info{"unknown", "a non-std::exception was thrown", attempt_outcome::raised};
+      if (describe_caught(a.error)) {
+        live_counters::add(counters_.throttles, 1);
+        return outcome::throttle;
+      }
     }
     live_counters::add(counters_.function_errors, 1);
     return outcome::failure;
