@@ -36,6 +36,10 @@ struct runtime_traits {
   /// handed to an idle thread when its reader has more to do; quicker ones run on the reader,
   /// where a hand-off would cost more than it brings.
   static constexpr std::chrono::microseconds handoff_above{5};
+  /// A lane whose source withdrew the right to hand it batches (a leased shard whose lease
+  /// lapsed, sluice/leases.hpp) looks again after this long, on the mapping's clock, until the
+  /// lease is renewed or the mapping is stopped: it sleeps meanwhile rather than spin.
+  static constexpr std::chrono::milliseconds gate_recheck{20};
   /// Poller threads when no pollers(n) option is given: 0 means one per shard, at most one per
   /// hardware thread.
   static constexpr std::uint32_t pollers = 0;

@@ -197,4 +197,32 @@ TEST_F(Leases, InvalidLeaseOptionsAreRejectedNamingTheParameter) {
   expect_rejected(o, "lease_options::lease_duration");
 }
 
+// A lane waiting to retry when its shard's lease lapses is refused by the engine's gate. It must
+// not spin on the refusal until the worker stops the mapping: the mapping's threads sleep on the
+// clock (runtime_traits::gate_recheck), and the lane goes on when the lease is renewed.
+TEST(LeaseGate, ALaneRefusedByALapsedLeaseSleepsAndGoesOnWhenTheLeaseIsRenewed) {
+  sluice::manual_clock clock;
+  stream_t stream{1, clock};
+  sluice::shard_view<stream_t> view(stream, 0);
+  view.hold_until(clock.now() + 10s);
+  std::atomic<int> calls{0};
+  auto running = sluice::start(
+      sluice::from(view) | sluice::batching(sluice::batch_size(10)) |
+          sluice::retry(sluice::maximum_retry_attempts(-1), sluice::backoff::fixed(1s)) |
+          sluice::invoke([&](const sluice::batch<R>&) {
+            if (++calls == 1) throw std::runtime_error("once");
+          }),
+      sluice::with_clock(clock), sluice::pollers(1), sluice::workers(1));
+  stream.put("k", 1);
+  ASSERT_TRUE(eventually([&] { return calls.load() == 1; }));
+  ASSERT_TRUE(clock.wait_for_sleepers(2));  // the reader and the worker: the lane backs off
+  clock.advance(20s);                       // the retry is due, but the lease's deadline has passed
+  EXPECT_TRUE(clock.wait_for_sleepers(2, 10s)) << "a thread spins on the refused lane";
+  EXPECT_EQ(calls.load(), 1) << "a batch was handed after the lease lapsed";
+  view.hold_until(clock.now() + 10s);  // renewed
+  clock.advance(1s);
+  ASSERT_TRUE(eventually([&] { return calls.load() == 2; }));
+  running.stop();
+}
+
 }  // namespace

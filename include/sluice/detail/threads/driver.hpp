@@ -399,7 +399,9 @@ class driver {
       }
       if (!r.done) {
         nudge(reader);  // the lane is retrying: a reader stopped on it may now bypass it
-        add_timer(l, r.wait_until);
+        add_timer(l, refused_by_gate()
+                         ? std::max(r.wait_until, engine_.now() + Traits::gate_recheck)
+                         : r.wait_until);
         return;
       }
       // The reader looks again when the lane's ring runs low (not after every batch).
@@ -413,6 +415,16 @@ class driver {
         wake_runner(&self);
         return;
       }
+    }
+  }
+
+  /// The job stopped because a gated source (a lapsed lease) refused, not because of a stop:
+  /// it is not due again at once (engine::stop_requested, Traits::gate_recheck).
+  bool refused_by_gate() const noexcept {
+    if constexpr (Engine::gated) {
+      return !stopping_.load(std::memory_order_relaxed) && engine_.stop_requested();
+    } else {
+      return false;
     }
   }
 
