@@ -24,7 +24,6 @@
 #include <benchmark/benchmark.h>
 #include <concurrentqueue/concurrentqueue.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <cstdint>
@@ -39,28 +38,18 @@
 #include "sluice/sluice.hpp"
 #include "sluice/sources/memory_queue.hpp"
 #include "sluice/sqlite/queue.hpp"
+#include "sqlite_scratch.hpp"
 
 namespace {
+
+using bench_support::check;
+using bench_support::fresh_file;
 
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 constexpr std::size_t kSqliteMessages = 20'000;
 constexpr std::size_t kMemoryMessages = 200'000;
 constexpr std::size_t kBatch = 10;
-
-fs::path work_dir() {
-  static const fs::path dir = [] {
-    std::string pattern = (fs::temp_directory_path() / "sluice-queue-bench-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    return fs::path(pattern);
-  }();
-  return dir;
-}
-fs::path fresh_file(const std::string& name) {
-  const fs::path file = work_dir() / name;
-  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
-  return file;
-}
 
 std::string body_of(std::size_t i) { return "job-" + std::to_string(i) + "-payload-0123456789"; }
 
@@ -71,11 +60,6 @@ double seconds_of(const std::function<void()>& f) {
 }
 
 // ---- SQLite ------------------------------------------------------------------------------------
-
-void check(int rc, sqlite3* db, const char* what) {
-  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-    throw std::runtime_error(std::string(what) + ": " + sqlite3_errmsg(db));
-}
 
 void sluice_sqlite_cycle(const fs::path& file) {
   sluice::queue_options o;
@@ -343,7 +327,7 @@ int main(int argc, char** argv) {
   const bool ran =
       sluice::bench::run_benchmarks(argc, argv, reporter, {"--benchmark_min_time=0.5"});
   std::error_code ec;
-  fs::remove_all(work_dir(), ec);
+  fs::remove_all(bench_support::scratch_dir(), ec);
   if (!ran) return 1;
   auto counter = [&](const std::string& name, const std::string& c) {
     return reporter.get(name + "/real_time").counter(c);

@@ -26,7 +26,6 @@
 // Benchmark's output (medians over repetitions, sluice/bench.hpp). The run takes about a minute.
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <array>
 #include <chrono>
@@ -45,8 +44,12 @@
 #include "sluice/sluice.hpp"
 #include "sluice/sqlite/checkpoint_store.hpp"
 #include "sluice/sqlite/stream.hpp"
+#include "sqlite_scratch.hpp"
 
 namespace {
+
+using bench_support::check;
+using bench_support::fresh_file;
 
 namespace fs = std::filesystem;
 using stream_t = sluice::sqlite::stream<std::string>;
@@ -57,21 +60,6 @@ using sync_mode = sluice::sqlite::synchronous_mode;
 constexpr std::uint32_t kShards = 4;
 constexpr std::size_t kConsumeRecords = 200'000;
 constexpr std::size_t kReadChunk = 1024;
-
-fs::path work_dir() {
-  static const fs::path dir = [] {
-    std::string pattern = (fs::temp_directory_path() / "sluice-sqlite-bench-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    return fs::path(pattern);
-  }();
-  return dir;
-}
-
-fs::path fresh_file(const std::string& name) {
-  const fs::path file = work_dir() / name;
-  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
-  return file;
-}
 
 std::vector<entry> make_entries(std::size_t n, std::uint64_t first = 1) {
   std::vector<entry> out;
@@ -100,12 +88,6 @@ sync_mode sync_of(const benchmark::State& state, int index) {
 }
 
 // ---- raw SQLite helpers -------------------------------------------------------------------------
-
-void check(int rc, sqlite3* db, const char* what) {
-  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    throw std::runtime_error(std::string(what) + ": " + sqlite3_errmsg(db));
-  }
-}
 
 struct raw_db {
   sqlite3* db = nullptr;
@@ -389,7 +371,7 @@ int main(int argc, char** argv) {
   const bool ran =
       sluice::bench::run_benchmarks(argc, argv, reporter, {"--benchmark_min_time=0.5"});
   std::error_code ec;
-  fs::remove_all(work_dir(), ec);
+  fs::remove_all(bench_support::scratch_dir(), ec);
   if (!ran) return 1;
 
   // UseRealTime() adds "/real_time" to every name.
