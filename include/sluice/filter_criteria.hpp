@@ -59,10 +59,10 @@ namespace detail::filter {
 /// What a payload reader fills: the leaf values of the paths the patterns address.
 class field_reader {
  public:
-  field_reader(const compiled_criteria& c, scratch& s) noexcept : c_(c), s_(s) {}
+  field_reader(const matcher_view& c, scratch& s) noexcept : c_(c), s_(s) {}
 
   /// The node of `data` (the payload's root value).
-  static constexpr std::uint32_t root() noexcept { return compiled_criteria::root(); }
+  static constexpr std::uint32_t root() noexcept { return matcher_view::root(); }
   /// The node under `node` for `key`, or npos32 when no pattern addresses it.
   std::uint32_t child(std::uint32_t node, std::string_view key) const noexcept {
     return c_.child(node, key);
@@ -83,7 +83,7 @@ class field_reader {
   std::string_view keep(std::string_view text) { return s_.keep(text); }
 
  private:
-  const compiled_criteria& c_;
+  const matcher_view& c_;
   scratch& s_;
 };
 
@@ -183,9 +183,11 @@ concept filterable_record = stream_record<R> &&(exposes_fields<R> || requires(co
 
 /// Evaluates c on one record.
 template <class R>
-bool matches(const compiled_criteria& c, const R& rec) {
+bool matches(const matcher_view& c, const R& rec) {
   const scratch_lease lease;
-  scratch& s = c.begin(lease.get());
+  scratch& s = lease.get();
+  c.begin(s);
+  s.kept_used = 0;
   field_reader reader(c, s);
   if (auto p = c.metadata_path(metadata::partition_key); p != npos32)
     add_key(reader, p, sluice::partition_key(rec));
@@ -232,7 +234,7 @@ class criteria_matcher {
       : c_(std::move(c)) {}
   template <detail::filter::filterable_record R>
   bool operator()(const R& r) const {
-    return detail::filter::matches(*c_, r);
+    return detail::filter::matches(c_->view(), r);
   }
 
  private:
@@ -311,13 +313,15 @@ constexpr static_error first_error() {
   return {};
 }
 
-/// The compiled patterns of a compile-time filter_criteria, built once per program.
+/// The matcher of a compile-time filter_criteria, compiled at compile time: the compiler runs
+/// twice in constant evaluation, once for the tables' sizes, once to fill fixed-size tables, a
+/// constexpr variable the matching code reads (the same code as for run-time patterns).
 template <fixed_string... P>
 struct static_criteria {
-  static const compiled_criteria& get() {
-    static const compiled_criteria c(std::vector<std::string_view>{P.view()...}, filter_limits{});
-    return c;
-  }
+  static constexpr std::string_view texts[] = {P.view()...};
+  static constexpr table_sizes sizes = sizes_of(compile_patterns(texts));
+  static constexpr frozen_tables<sizes> tables = freeze<sizes>(compile_patterns(texts));
+  static constexpr matcher_view view = view_of(tables);
 };
 }  // namespace detail::filter
 
@@ -326,7 +330,7 @@ template <fixed_string... P>
 struct static_criteria_matcher {
   template <detail::filter::filterable_record R>
   bool operator()(const R& r) const {
-    return detail::filter::matches(detail::filter::static_criteria<P...>::get(), r);
+    return detail::filter::matches(detail::filter::static_criteria<P...>::view, r);
   }
 };
 
