@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <ranges>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -298,31 +299,45 @@ struct static_error {
   std::size_t position = 0;
   pattern_rule rule = pattern_rule::none;
 };
-template <fixed_string... P>
-constexpr static_error first_error() {
-  const std::string_view texts[] = {P.view()...};
+/// The check of compile-time patterns and, when they are valid, the sizes of their matcher's
+/// tables: each pattern is parsed once for both.
+struct static_check {
+  static_error error;
+  table_sizes sizes;
+};
+constexpr static_check check_patterns(std::span<const std::string_view> texts) {
   const filter_limits limits;
-  if (sizeof...(P) > limits.max_patterns)
-    return {limits.max_patterns, 0, pattern_rule::too_many_patterns};
-  for (std::size_t i = 0; i < sizeof...(P); ++i) {
+  if (texts.size() > limits.max_patterns)
+    return {{limits.max_patterns, 0, pattern_rule::too_many_patterns}, {}};
+  matcher_compiler c;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
     if (texts[i].size() > limits.max_pattern_chars)
-      return {i, limits.max_pattern_chars, pattern_rule::pattern_too_long};
+      return {{i, limits.max_pattern_chars, pattern_rule::pattern_too_long}, {}};
     const parse_result r = parse_pattern(texts[i]);
-    if (!r.ok()) return {i, r.position, r.rule};
+    if (!r.ok()) return {{i, r.position, r.rule}, {}};
+    c.add(r);
   }
-  return {};
+  return {{}, sizes_of(c.finish())};
 }
 
-/// The matcher of a compile-time filter_criteria, compiled at compile time: the compiler runs
-/// twice in constant evaluation, once for the tables' sizes, once to fill fixed-size tables, a
-/// constexpr variable the matching code reads (the same code as for run-time patterns).
+/// The matcher of a compile-time filter_criteria, compiled at compile time into a constexpr
+/// variable that the matching code reads (the same code as for run-time patterns). The compiler
+/// runs twice in constant evaluation: once (with the check) for the tables' sizes, once to fill
+/// tables of those sizes. `tables` is only instantiated for valid patterns.
 template <fixed_string... P>
 struct static_criteria {
   static constexpr std::string_view texts[] = {P.view()...};
-  static constexpr table_sizes sizes = sizes_of(compile_patterns(texts));
+  static constexpr static_check check = check_patterns(texts);
+  static constexpr table_sizes sizes = check.sizes;
   static constexpr frozen_tables<sizes> tables = freeze<sizes>(compile_patterns(texts));
   static constexpr matcher_view view = view_of(tables);
 };
+
+/// The first error of compile-time patterns (rule none when they are valid).
+template <fixed_string... P>
+constexpr static_error first_error() {
+  return static_criteria<P...>::check.error;
+}
 }  // namespace detail::filter
 
 /// The predicate of a compile-time filter_criteria stage: no state; the patterns are types.
@@ -340,6 +355,7 @@ struct static_criteria_matcher {
 template <fixed_string P0, fixed_string... P>
 auto filter_criteria() {
   constexpr detail::filter::static_error e = detail::filter::first_error<P0, P...>();
+  // Valid: the matcher is compiled (static_criteria::tables) when the stage's type is used.
   if constexpr (e.rule != pattern_rule::none) {
     static_cast<void>(
         sizeof(invalid_filter_pattern<pattern_index<e.pattern>, at_character<e.position>, e.rule>));

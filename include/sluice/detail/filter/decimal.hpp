@@ -149,7 +149,7 @@ constexpr double decimal_to_double(std::string_view t) {
   }
   const long lead = d.exponent + static_cast<long>(d.count) - 1;  // 10^lead <= value < 10^(lead+1)
   constexpr double infinity = std::bit_cast<double>(std::uint64_t{0x7FF0000000000000});
-  if (lead > 309) return negative ? -infinity : infinity;
+  if (lead >= 309) return negative ? -infinity : infinity;  // >= 1e309
   if (lead < -324) return zero;
 
   // First approximation from the first 19 digits.
@@ -163,8 +163,11 @@ constexpr double decimal_to_double(std::string_view t) {
                  : x / pow10_approx(static_cast<int>(-e10));
     return negative ? -x : x;
   }
+  constexpr double largest_double = std::bit_cast<double>(std::uint64_t{0x7FEFFFFFFFFFFFFF});
   if (e10 >= 0) {
-    x *= pow10_approx(static_cast<int>(e10));
+    // Overflow is not a constant expression: the correction below decides about infinity.
+    const double p = pow10_approx(static_cast<int>(e10));
+    x = x > largest_double / p ? largest_double : x * p;
   } else {
     long e = -e10;
     if (e > 300) {  // in two steps: 10^-e alone would underflow
@@ -195,7 +198,6 @@ constexpr double decimal_to_double(std::string_view t) {
   };
   constexpr auto largest = std::uint64_t{0x7FEFFFFFFFFFFFFF};
   auto bits = std::bit_cast<std::uint64_t>(x);
-  if (bits > largest) bits = largest;  // the approximation overflowed: start from the largest
   for (int step = 0; step < 256; ++step) {
     const double here = std::bit_cast<double>(bits);
     const double up = std::bit_cast<double>(bits + 1);  // infinity after the largest
