@@ -148,7 +148,7 @@ constexpr double decimal_to_double(std::string_view t) {
     --d.exponent;
   }
   const long lead = d.exponent + static_cast<long>(d.count) - 1;  // 10^lead <= value < 10^(lead+1)
-  constexpr double infinity = std::bit_cast<double>(std::uint64_t{0x7FF0000000000000});
+  constexpr auto infinity = std::bit_cast<double>(std::uint64_t{0x7FF0000000000000});
   if (lead >= 309) return negative ? -infinity : infinity;  // >= 1e309
   if (lead < -324) return zero;
 
@@ -157,13 +157,13 @@ constexpr double decimal_to_double(std::string_view t) {
   const std::size_t used = d.count < 19 ? d.count : 19;
   for (std::size_t k = 0; k < used; ++k) w = w * 10 + static_cast<std::uint64_t>(d.digits[k] - '0');
   const long e10 = d.exponent + static_cast<long>(d.count - used);
-  double x = static_cast<double>(w);
+  auto x = static_cast<double>(w);
   if (d.count <= 15 && e10 >= -22 && e10 <= 22) {  // exact operands: one correctly rounded step
     x = e10 >= 0 ? x * pow10_approx(static_cast<int>(e10))
                  : x / pow10_approx(static_cast<int>(-e10));
     return negative ? -x : x;
   }
-  constexpr double largest_double = std::bit_cast<double>(std::uint64_t{0x7FEFFFFFFFFFFFFF});
+  constexpr auto largest_double = std::bit_cast<double>(std::uint64_t{0x7FEFFFFFFFFFFFFF});
   if (e10 >= 0) {
     // Overflow is not a constant expression: the correction below decides about infinity.
     const double p = pow10_approx(static_cast<int>(e10));
@@ -199,8 +199,8 @@ constexpr double decimal_to_double(std::string_view t) {
   constexpr auto largest = std::uint64_t{0x7FEFFFFFFFFFFFFF};
   auto bits = std::bit_cast<std::uint64_t>(x);
   for (int step = 0; step < 256; ++step) {
-    const double here = std::bit_cast<double>(bits);
-    const double up = std::bit_cast<double>(bits + 1);  // infinity after the largest
+    const auto here = std::bit_cast<double>(bits);
+    const auto up = std::bit_cast<double>(bits + 1);  // infinity after the largest
     const int above = versus_midpoint(here, up);
     if (above > 0 || (above == 0 && (bits & 1) != 0)) {
       ++bits;
@@ -208,7 +208,7 @@ constexpr double decimal_to_double(std::string_view t) {
       continue;
     }
     if (above == 0 || bits == 0) break;
-    const double down = std::bit_cast<double>(bits - 1);
+    const auto down = std::bit_cast<double>(bits - 1);
     const int below = versus_midpoint(down, here);
     if (below < 0 || (below == 0 && (bits & 1) != 0)) {
       --bits;
@@ -217,7 +217,7 @@ constexpr double decimal_to_double(std::string_view t) {
     }
     break;
   }
-  const double r = std::bit_cast<double>(bits);
+  const auto r = std::bit_cast<double>(bits);
   return negative ? -r : r;
 }
 
