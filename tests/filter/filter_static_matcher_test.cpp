@@ -96,7 +96,7 @@ TEST(FilterDecimal, CorrectlyRoundedAsFromChars) {
         "5e-310"})
     expect_as_from_chars(t, compared);
   std::mt19937_64 g(20261128);
-  for (int i = 0; i < 20000; ++i) {  // random decimal texts: 1..25 digits, point, exponent
+  for (int i = 0; i < 8000; ++i) {  // random decimal texts: 1..25 digits, point, exponent
     std::string s;
     if (g() % 2 == 0) s += '-';
     const int digits = 1 + static_cast<int>(g() % 25);
@@ -108,7 +108,7 @@ TEST(FilterDecimal, CorrectlyRoundedAsFromChars) {
     if (g() % 3 != 0) s += "e" + std::to_string(static_cast<int>(g() % 700) - 350);
     expect_as_from_chars(s, compared);
   }
-  for (int i = 0; i < 10000; ++i) {  // random doubles: shortest text, 17 digits, 40 digits
+  for (int i = 0; i < 4000; ++i) {  // random doubles: shortest text, 17 digits, 40 digits
     const std::uint64_t bits = g() & 0x7FEFFFFFFFFFFFFFu;
     double x = 0;
     std::memcpy(&x, &bits, sizeof x);
@@ -120,7 +120,7 @@ TEST(FilterDecimal, CorrectlyRoundedAsFromChars) {
     r = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::scientific, 40);
     expect_as_from_chars(std::string(buf, r.ptr), compared);
   }
-  EXPECT_GT(compared, 40000);
+  EXPECT_GT(compared, 15000);
 }
 
 // ---- the compile-time matcher is a constant --------------------------------------------------
