@@ -61,6 +61,7 @@ namespace detail::filter {
 class field_reader {
  public:
   field_reader(const matcher_view& c, scratch& s) noexcept : c_(c), s_(s) {}
+  field_reader(const compiled_criteria& c, scratch& s) noexcept : c_(c.view()), s_(s) {}
 
   /// The node of `data` (the payload's root value).
   static constexpr std::uint32_t root() noexcept { return matcher_view::root(); }

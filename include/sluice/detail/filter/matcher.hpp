@@ -924,6 +924,13 @@ class compiled_criteria {
   ~compiled_criteria() = default;
 
   const matcher_view& view() const noexcept { return view_; }
+  std::uint32_t path_count() const noexcept { return view_.path_count(); }
+  /// Starts an evaluation in s (a scratch_lease's): clears it for this matcher.
+  scratch& begin(scratch& s) const {
+    view_.begin(s);
+    s.kept_used = 0;
+    return s;
+  }
 
  private:
   matcher_tables tables_;
