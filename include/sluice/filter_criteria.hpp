@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <ranges>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -59,10 +60,11 @@ namespace detail::filter {
 /// What a payload reader fills: the leaf values of the paths the patterns address.
 class field_reader {
  public:
-  field_reader(const compiled_criteria& c, scratch& s) noexcept : c_(c), s_(s) {}
+  field_reader(const matcher_view& c, scratch& s) noexcept : c_(c), s_(s) {}
+  field_reader(const compiled_criteria& c, scratch& s) noexcept : c_(c.view()), s_(s) {}
 
   /// The node of `data` (the payload's root value).
-  static constexpr std::uint32_t root() noexcept { return compiled_criteria::root(); }
+  static constexpr std::uint32_t root() noexcept { return matcher_view::root(); }
   /// The node under `node` for `key`, or npos32 when no pattern addresses it.
   std::uint32_t child(std::uint32_t node, std::string_view key) const noexcept {
     return c_.child(node, key);
@@ -83,7 +85,7 @@ class field_reader {
   std::string_view keep(std::string_view text) { return s_.keep(text); }
 
  private:
-  const compiled_criteria& c_;
+  const matcher_view& c_;
   scratch& s_;
 };
 
@@ -183,9 +185,11 @@ concept filterable_record = stream_record<R> &&(exposes_fields<R> || requires(co
 
 /// Evaluates c on one record.
 template <class R>
-bool matches(const compiled_criteria& c, const R& rec) {
+bool matches(const matcher_view& c, const R& rec) {
   const scratch_lease lease;
-  scratch& s = c.begin(lease.get());
+  scratch& s = lease.get();
+  c.begin(s);
+  s.kept_used = 0;
   field_reader reader(c, s);
   if (auto p = c.metadata_path(metadata::partition_key); p != npos32)
     add_key(reader, p, sluice::partition_key(rec));
@@ -232,7 +236,7 @@ class criteria_matcher {
       : c_(std::move(c)) {}
   template <detail::filter::filterable_record R>
   bool operator()(const R& r) const {
-    return detail::filter::matches(*c_, r);
+    return detail::filter::matches(c_->view(), r);
   }
 
  private:
@@ -296,29 +300,45 @@ struct static_error {
   std::size_t position = 0;
   pattern_rule rule = pattern_rule::none;
 };
-template <fixed_string... P>
-constexpr static_error first_error() {
-  const std::string_view texts[] = {P.view()...};
+/// The check of compile-time patterns and, when they are valid, the sizes of their matcher's
+/// tables: each pattern is parsed once for both.
+struct static_check {
+  static_error error;
+  table_sizes sizes;
+};
+constexpr static_check check_patterns(std::span<const std::string_view> texts) {
   const filter_limits limits;
-  if (sizeof...(P) > limits.max_patterns)
-    return {limits.max_patterns, 0, pattern_rule::too_many_patterns};
-  for (std::size_t i = 0; i < sizeof...(P); ++i) {
+  if (texts.size() > limits.max_patterns)
+    return {{limits.max_patterns, 0, pattern_rule::too_many_patterns}, {}};
+  matcher_compiler c;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
     if (texts[i].size() > limits.max_pattern_chars)
-      return {i, limits.max_pattern_chars, pattern_rule::pattern_too_long};
+      return {{i, limits.max_pattern_chars, pattern_rule::pattern_too_long}, {}};
     const parse_result r = parse_pattern(texts[i]);
-    if (!r.ok()) return {i, r.position, r.rule};
+    if (!r.ok()) return {{i, r.position, r.rule}, {}};
+    c.add(r);
   }
-  return {};
+  return {{}, sizes_of(c.finish())};
 }
 
-/// The compiled patterns of a compile-time filter_criteria, built once per program.
+/// The matcher of a compile-time filter_criteria, compiled at compile time into a constexpr
+/// variable that the matching code reads (the same code as for run-time patterns). The compiler
+/// runs twice in constant evaluation: once (with the check) for the tables' sizes, once to fill
+/// tables of those sizes. `tables` is only instantiated for valid patterns.
 template <fixed_string... P>
 struct static_criteria {
-  static const compiled_criteria& get() {
-    static const compiled_criteria c(std::vector<std::string_view>{P.view()...}, filter_limits{});
-    return c;
-  }
+  static constexpr std::string_view texts[] = {P.view()...};
+  static constexpr static_check check = check_patterns(texts);
+  static constexpr table_sizes sizes = check.sizes;
+  static constexpr frozen_tables<sizes> tables = freeze<sizes>(compile_patterns(texts));
+  static constexpr matcher_view view = view_of(tables);
 };
+
+/// The first error of compile-time patterns (rule none when they are valid).
+template <fixed_string... P>
+constexpr static_error first_error() {
+  return static_criteria<P...>::check.error;
+}
 }  // namespace detail::filter
 
 /// The predicate of a compile-time filter_criteria stage: no state; the patterns are types.
@@ -326,7 +346,7 @@ template <fixed_string... P>
 struct static_criteria_matcher {
   template <detail::filter::filterable_record R>
   bool operator()(const R& r) const {
-    return detail::filter::matches(detail::filter::static_criteria<P...>::get(), r);
+    return detail::filter::matches(detail::filter::static_criteria<P...>::view, r);
   }
 };
 
@@ -336,6 +356,7 @@ struct static_criteria_matcher {
 template <fixed_string P0, fixed_string... P>
 auto filter_criteria() {
   constexpr detail::filter::static_error e = detail::filter::first_error<P0, P...>();
+  // Valid: the matcher is compiled (static_criteria::tables) when the stage's type is used.
   if constexpr (e.rule != pattern_rule::none) {
     static_cast<void>(
         sizeof(invalid_filter_pattern<pattern_index<e.pattern>, at_character<e.position>, e.rule>));

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/filter/decimal.hpp"
 #include "sluice/detail/io/json_text.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -175,39 +176,6 @@ struct parse_result {
 
 constexpr bool is_metadata_field(std::string_view k) {
   return k == "partitionKey" || k == "sequenceNumber" || k == "approximateArrivalTimestamp";
-}
-
-// Approximate decimal -> double for checking numeric bounds (same verdict at compile and run
-// time); the matcher converts with std::from_chars.
-constexpr double approx_number(std::string_view t) {
-  std::size_t i = 0;
-  bool neg = false;
-  if (i < t.size() && t[i] == '-') {
-    neg = true;
-    ++i;
-  }
-  double v = 0;
-  while (i < t.size() && t[i] >= '0' && t[i] <= '9') v = v * 10 + (t[i++] - '0');
-  if (i < t.size() && t[i] == '.') {
-    ++i;
-    double scale = 0.1;
-    while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
-      v += (t[i++] - '0') * scale;
-      scale /= 10;
-    }
-  }
-  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
-    ++i;
-    bool eneg = false;
-    if (i < t.size() && (t[i] == '+' || t[i] == '-')) eneg = t[i++] == '-';
-    int e = 0;
-    while (i < t.size() && t[i] >= '0' && t[i] <= '9' && e < 10000) e = e * 10 + (t[i++] - '0');
-    for (int k = 0; k < e && v != 0; ++k) {
-      v = eneg ? v / 10 : v * 10;
-      if (v > 1e308 || v < 1e-308) break;
-    }
-  }
-  return neg ? -v : v;
 }
 
 /// Parses one IPv4 or IPv6 CIDR block; returns false when malformed. bytes gets 16 bytes
@@ -908,7 +876,7 @@ class pattern_parser {
       if (!expect(']')) return false;
       break;
     }
-    if (has_lower && has_upper && !(approx_number(v.lower) < approx_number(v.upper)))
+    if (has_lower && has_upper && !(decimal_to_double(v.lower) < decimal_to_double(v.upper)))
       return error(pattern_rule::numeric_range_empty, open);
     return true;
   }
@@ -917,7 +885,7 @@ class pattern_parser {
 constexpr parse_result parse_pattern(std::string_view text) { return pattern_parser(text).parse(); }
 
 /// The pattern as a disjunction of conjunctions of fields ($or distributed).
-inline std::vector<std::vector<field_test>> expand(const conjunction& c) {
+constexpr std::vector<std::vector<field_test>> expand(const conjunction& c) {
   std::vector<std::vector<field_test>> out{c.fields};
   for (const auto& alternatives : c.ors) {
     std::vector<std::vector<field_test>> next;
