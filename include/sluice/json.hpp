@@ -519,10 +519,13 @@ inline bool read_json_on_demand(json_state& st, const char* padded, std::string_
   return json_walker(nullptr).document(st.doc, text);
 }
 
-/// Reads text's addressed fields into r; false: text is not JSON.
-inline bool read_json(std::string_view text, field_reader& r) {
+/// Reads text's addressed fields into r; false: text is not JSON. `allocated`: the bytes readable
+/// from text.data() (a std::string's capacity); with SIMDJSON_PADDING of them after the text,
+/// simdjson reads the text where it lies, else a padded copy.
+inline bool read_json(std::string_view text, std::size_t allocated, field_reader& r) {
   json_state& st = thread_json_state();
-  const char* padded = padded_copy(st, text);
+  const char* padded =
+      allocated >= text.size() + simdjson::SIMDJSON_PADDING ? text.data() : padded_copy(st, text);
   if (st.dom.capacity() < text.size() &&
       st.dom.allocate(std::max(text.size(), 2 * st.dom.capacity())) != simdjson::SUCCESS)
     return read_json_on_demand(st, padded, text, r);
@@ -547,7 +550,12 @@ inline bool read_json(std::string_view text, field_reader& r) {
 template <detail::filter::json_text T>
 struct filter_fields<T> {
   static bool read(const T& payload, detail::filter::field_reader& r) {
-    return detail::filter::read_json(detail::filter::json_view(payload), r);
+    const std::string_view text = detail::filter::json_view(payload);
+    if constexpr (std::is_same_v<T, std::string>) {
+      return detail::filter::read_json(text, payload.capacity(), r);  // padded as it is?
+    } else {
+      return detail::filter::read_json(text, text.size(), r);
+    }
   }
 };
 
