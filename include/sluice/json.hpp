@@ -501,7 +501,7 @@ inline json_state& thread_json_state() {
 inline const char* padded_copy(json_state& st, std::string_view text) {
   if (st.padded.size() < text.size() + simdjson::SIMDJSON_PADDING)
     st.padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(st.padded.data(), text.data(), text.size());
+  if (!text.empty()) std::memcpy(st.padded.data(), text.data(), text.size());  // data() may be null
   std::memset(st.padded.data() + text.size(), 0, simdjson::SIMDJSON_PADDING);
   return st.padded.data();
 }
