@@ -3,14 +3,14 @@
 // std::string_view, or a contiguous range of char, unsigned char or std::byte are parsed as JSON;
 // arrays are flattened (an array matches if any element matches). A payload that is not JSON
 // fails every pattern that addresses `data` (S-6.3), whichever fields the patterns address.
-// How: simdjson's DOM parser checks the whole payload (stage 1 finds the structure and checks
-// UTF-8, stage 2 checks the grammar, every string's escapes, every number and literal; both run
-// in the kernel simdjson picks for this CPU at run time), then one walk over stage 1's structural
-// indexes collects the values of the addressed fields and steps over the others by counting
-// brackets. A payload simdjson rejects (not JSON, or JSON simdjson does not represent: a number
-// out of its range, nesting deeper than 1,024) is read again by the exact reader it replaced: an
-// On-Demand walk that extracts, then a walk that checks every value, so the answer never depends
-// on simdjson's limits.
+// How: simdjson's stage 1 (the SIMD kernel simdjson picks for this CPU at run time) indexes the
+// payload and checks UTF-8, that strings are closed and hold no control character; then one walk
+// over its structural indexes checks the rest (the grammar, every number and literal, string
+// escapes when the payload has a backslash) and collects the values of the addressed fields, so
+// each token is visited once. A payload that walk rejects (or that nests deeper than 1,024) is
+// read again by the exact reader it replaced: an On-Demand walk that extracts, then a walk that
+// checks every value; its answer is final. A std::string whose capacity leaves simdjson's padding
+// is read where it lies, other payloads from a padded copy.
 #pragma once
 
 #include <simdjson.h>
@@ -300,8 +300,8 @@ class json_walker {
   field_reader* r_;
 };
 
-/// A JSON string's text (between its quotes) unescaped, for a string simdjson's DOM parser
-/// accepted (so every escape is well-formed and a high surrogate has its low one).
+/// A JSON string's text (between its quotes) unescaped, for a string whose escapes were checked
+/// (each is well-formed and a high surrogate has its low one).
 inline void unescape_valid(std::string_view raw, std::string& out) {
   out.clear();
   auto hex4 = [&](std::size_t at) {
@@ -484,11 +484,13 @@ class structural_walker {
 
 /// The per-thread parsers and buffers (reused: no allocation per payload once they have grown).
 struct json_state {
-  simdjson::dom::parser dom;  // only its stage 1 (the kernel simdjson picks for this CPU) runs
-  std::string padded;         // a padded copy of the payload
-  std::string unescaped;      // a key or string with escapes, unescaped
+  // Only its stage 1 runs, through simdjson 3's public dom::parser::implementation member
+  // (the dom_parser_implementation: stage1(), structural_indexes, n_structural_indexes).
+  simdjson::dom::parser dom;
+  std::string padded;     // a padded copy of the payload
+  std::string unescaped;  // a key or string with escapes, unescaped
   std::vector<found_value> found;
-  simdjson::ondemand::parser ondemand;  // the reader for what the DOM parser rejects
+  simdjson::ondemand::parser ondemand;  // the reader for what the structural walk rejects
   simdjson::ondemand::document doc;
 };
 
@@ -506,8 +508,8 @@ inline const char* padded_copy(json_state& st, std::string_view text) {
   return st.padded.data();
 }
 
-/// The exact reader for payloads the DOM parser rejects: the On-Demand extracting walk, then the
-/// checking walk over the same document, rewound (the strings the first extracted stay valid:
+/// The exact reader for payloads the structural walk rejects: the On-Demand extracting walk, then
+/// the checking walk over the same document, rewound (the strings the first extracted stay valid:
 /// the second unescapes nothing). Also what the fast reader is tested against.
 inline bool read_json_on_demand(json_state& st, const char* padded, std::string_view text,
                                 field_reader& r) {
