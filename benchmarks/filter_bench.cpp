@@ -8,9 +8,10 @@
 //   sluice:   filter_criteria(patterns...) at run time, and filter_criteria<...>() at compile
 //             time (1 and 5 patterns; compile-time patterns are limited to Lambda's 5), calling
 //             the stage's predicate as the mapping's per-record path does.
-//   floor:    simdjson On-Demand (the same library, same padded copy of the payload) walking the
-//             object once, extracting exactly the fields the patterns test, then a hand-written
-//             comparison (for 100 patterns: a loop over 100 small structs).
+//   floor:    simdjson On-Demand (the same library; like sluice it reads the payload where it
+//             lies when the string's capacity leaves simdjson's padding, else a padded copy)
+//             walking the object once, extracting exactly the fields the patterns test, then a
+//             hand-written comparison (for 100 patterns: a loop over 100 small structs).
 //   nlohmann: nlohmann::json::parse of the payload, then the same hand-written comparison.
 // Pattern sets: 1 pattern (status, amount range, country list), 5 patterns (also tier, sku
 // prefix, currency + amount, shipping method), 100 patterns (status x country x amount).
@@ -150,11 +151,17 @@ struct simdjson_extractor {
 
   /// all: extract every field hand_match_5 needs (else only status, amount, country).
   bool extract(const std::string& text, extracted& x, bool all) {
-    if (padded.size() < text.size() + simdjson::SIMDJSON_PADDING)
-      padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(padded.data(), text.data(), text.size());
+    // Read where it lies when the string's capacity leaves simdjson its padding (as sluice
+    // does), else from a padded copy.
+    simdjson::padded_string_view view(text);
+    if (view.padding() < simdjson::SIMDJSON_PADDING) {
+      if (padded.size() < text.size() + simdjson::SIMDJSON_PADDING)
+        padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
+      std::memcpy(padded.data(), text.data(), text.size());
+      view = simdjson::padded_string_view(padded.data(), text.size(), padded.size());
+    }
     simdjson::ondemand::document doc;
-    if (parser.iterate(padded.data(), text.size(), padded.size()).get(doc)) return false;
+    if (parser.iterate(view).get(doc)) return false;
     simdjson::ondemand::object o;
     if (doc.get_object().get(o)) return false;
     for (auto field : o) {

@@ -1,25 +1,31 @@
-// sluice/json.hpp: JSON text payloads for sluice::filter_criteria, read with simdjson's On-Demand
-// API (Debian libsimdjson-dev; link the optional target sluice::json). Payloads that are
-// std::string, std::string_view, or a contiguous range of char, unsigned char or std::byte are
-// parsed as JSON; the reader walks the document once and descends only into the fields some
-// pattern addresses (arrays are flattened: an array matches if any element matches).
-// A payload that is not JSON fails every pattern that addresses `data` (S-6.3). The extracting
-// walk skips what no pattern addresses; when a pattern that addresses data matched, a second,
-// checking walk visits every value (simdjson checks the structure and UTF-8; the walk checks
-// each string's escapes, number and literal), so whether a payload is JSON never depends on
-// which fields the patterns address, and the full check costs only records that pass.
+// sluice/json.hpp: JSON text payloads for sluice::filter_criteria, read with simdjson (Debian
+// libsimdjson-dev; link the optional target sluice::json). Payloads that are std::string,
+// std::string_view, or a contiguous range of char, unsigned char or std::byte are parsed as JSON;
+// arrays are flattened (an array matches if any element matches). A payload that is not JSON
+// fails every pattern that addresses `data` (S-6.3), whichever fields the patterns address.
+// How: simdjson's stage 1 (the SIMD kernel simdjson picks for this CPU at run time) indexes the
+// payload and checks UTF-8, that strings are closed and hold no control character; then one walk
+// over its structural indexes checks the rest (the grammar, every number and literal, string
+// escapes when the payload has a backslash) and collects the values of the addressed fields, so
+// each token is visited once. A payload that walk rejects (or that nests deeper than 1,024) is
+// read again by the exact reader it replaced: an On-Demand walk that extracts, then a walk that
+// checks every value; its answer is final. A std::string whose capacity leaves simdjson's padding
+// is read where it lies, other payloads from a padded copy.
 #pragma once
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <ranges>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/detail/io/json_text.hpp"
 #include "sluice/filter_criteria.hpp"
 
 SLUICE_BEGIN_NAMESPACE
@@ -294,15 +300,198 @@ class json_walker {
   field_reader* r_;
 };
 
-/// The per-thread parser, a padded copy of the last payload, and its document (kept so that the
-/// checking walk can follow the extracting one without parsing again).
+/// A JSON string's text (between its quotes) unescaped, for a string whose escapes were checked
+/// (each is well-formed and a high surrogate has its low one).
+inline void unescape_valid(std::string_view raw, std::string& out) {
+  out.clear();
+  auto hex4 = [&](std::size_t at) {
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 4; ++k)
+      v = v * 16 + static_cast<std::uint32_t>(hex_digit(raw[at + k]));
+    return v;
+  };
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\\') {
+      out += raw[i];
+      continue;
+    }
+    const char e = raw[++i];
+    if (e != 'u') {
+      out += static_cast<char>(json_unescaped(e));
+      continue;
+    }
+    std::uint32_t cp = hex4(i + 1);
+    i += 4;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {  // then "\\uDC00".."\\uDFFF"
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(i + 3) - 0xDC00);
+      i += 6;
+    }
+    append_utf8(out, cp);
+  }
+}
+
+/// A value the structural walk found at an addressed field, added to the reader once the whole
+/// payload turned out to be JSON.
+struct found_value {
+  std::uint32_t node;
+  leaf_kind kind;
+  std::string_view text;
+};
+
+/// One walk over stage 1's structural indexes (the position of every bracket, comma, colon and
+/// value token) that both checks the payload and collects the values of the addressed fields.
+/// Stage 1 checked UTF-8, that every string is closed and has no unescaped control character;
+/// this walk checks the rest of JSON: the grammar over the tokens, each number and literal, and
+/// each string's escapes (only when the payload has a backslash). Each token is visited once:
+/// a value no pattern addresses is checked without being collected.
+class structural_walker {
+ public:
+  structural_walker(const char* text, const std::uint32_t* indexes, std::uint32_t count,
+                    bool escapes, field_reader& r, std::vector<found_value>& found,
+                    std::string& unescaped) noexcept
+      : text_(text),
+        at_(indexes),
+        end_(indexes + count),
+        escapes_(escapes),
+        r_(r),
+        found_(found),
+        unescaped_(unescaped) {}
+
+  /// Whether the payload is one JSON value (then found_ holds the addressed values).
+  bool document() { return value<true>(field_reader::root()) && at_ == end_; }
+
+  /// Deeper nesting is left to the On-Demand reader (this walk recurses).
+  static constexpr int max_depth = 1024;
+
+ private:
+  const char* text_;
+  const std::uint32_t* at_;   // the next structural index
+  const std::uint32_t* end_;  // *end_ is the text's length (stage 1's sentinel)
+  bool escapes_;              // the payload has a backslash
+  int depth_ = 0;
+  field_reader& r_;
+  std::vector<found_value>& found_;
+  std::string& unescaped_;
+
+  /// The token that starts at `from`, up to the next structural index, without trailing space.
+  std::string_view token(std::uint32_t from) const noexcept {
+    return trim_token(std::string_view(text_ + from, *at_ - from));
+  }
+  /// The characters of the string whose opening quote is at `from` (the token just passed):
+  /// stage 1 closed it, and only white space lies between its closing quote and the next index.
+  std::string_view string_text(std::uint32_t from) const noexcept {
+    const char* close = text_ + *at_;
+    while (*--close != '"') {
+    }
+    return {text_ + from + 1, static_cast<std::size_t>(close - text_ - from - 1)};
+  }
+
+  /// Collect: node is a field some pattern addresses (or has fields under it that one does);
+  /// otherwise the value is only checked. `at_` is at the value's token.
+  template <bool Collect>
+  bool value(std::uint32_t node) {
+    if (at_ == end_) return false;
+    const std::uint32_t from = *at_++;
+    const char c = text_[from];
+    if (c == '"') {  // stage 1 closed it and checked its characters; the escapes are left
+      if (escapes_ && !check_escapes(text_ + from + 1)) return false;
+      if (Collect && r_.addressed(node)) {
+        std::string_view chars = string_text(from);
+        if (escapes_ && std::memchr(chars.data(), '\\', chars.size()) != nullptr) {
+          unescape_valid(chars, unescaped_);
+          chars = r_.keep(unescaped_);
+        }
+        found_.push_back({node, leaf_kind::string, chars});
+      }
+      return true;
+    }
+    if (c == '{') return object<Collect>(node);
+    if (c == '[') return array<Collect>(node);
+    const std::string_view t = token(from);
+    leaf_kind kind = leaf_kind::number;
+    if (c == 't') {
+      if (t != "true") return false;
+      kind = leaf_kind::boolean_true;
+    } else if (c == 'f') {
+      if (t != "false") return false;
+      kind = leaf_kind::boolean_false;
+    } else if (c == 'n') {
+      if (t != "null") return false;
+      kind = leaf_kind::null;
+    } else if (!is_json_number(t)) {
+      return false;
+    }
+    if (Collect && r_.addressed(node))
+      found_.push_back({node, kind, kind == leaf_kind::number ? t : std::string_view{}});
+    return true;
+  }
+
+  template <bool Collect>
+  bool array(std::uint32_t node) {  // after its '['
+    if (at_ != end_ && text_[*at_] == ']') {
+      ++at_;
+      return true;
+    }
+    if (++depth_ > max_depth) return false;
+    for (;;) {
+      if (!value<Collect>(node) || at_ == end_) return false;  // elements: flattened
+      const char c = text_[*at_++];
+      if (c == ']') break;
+      if (c != ',') return false;
+    }
+    --depth_;
+    return true;
+  }
+
+  template <bool Collect>
+  bool object(std::uint32_t node) {  // after its '{'
+    if (at_ != end_ && text_[*at_] == '}') {
+      ++at_;
+      return true;
+    }
+    if (++depth_ > max_depth) return false;
+    // An object is not a leaf: at a node without fields under it, its fields are only checked.
+    if (Collect && !r_.has_children(node)) return object_fields<false>(node);
+    return object_fields<Collect>(node);
+  }
+
+  template <bool Collect>
+  bool object_fields(std::uint32_t node) {
+    for (;;) {
+      if (at_ == end_) return false;
+      const std::uint32_t from = *at_++;  // the key; then its colon
+      if (text_[from] != '"' || at_ == end_ || text_[*at_] != ':') return false;
+      if (escapes_ && !check_escapes(text_ + from + 1)) return false;
+      std::uint32_t next = npos32;
+      if (Collect) {
+        std::string_view key = string_text(from);  // most keys: compared where they lie
+        if (escapes_ && std::memchr(key.data(), '\\', key.size()) != nullptr) {
+          unescape_valid(key, unescaped_);
+          key = unescaped_;  // used before the next unescaping
+        }
+        next = r_.child(node, key);
+      }
+      ++at_;
+      if (!(next == npos32 ? value<false>(npos32) : value<true>(next)) || at_ == end_) return false;
+      const char c = text_[*at_++];
+      if (c == '}') break;
+      if (c != ',') return false;
+    }
+    --depth_;
+    return true;
+  }
+};
+
+/// The per-thread parsers and buffers (reused: no allocation per payload once they have grown).
 struct json_state {
-  simdjson::ondemand::parser parser;
-  std::string padded;
+  // Only its stage 1 runs, through simdjson 3's public dom::parser::implementation member
+  // (the dom_parser_implementation: stage1(), structural_indexes, n_structural_indexes).
+  simdjson::dom::parser dom;
+  std::string padded;     // a padded copy of the payload
+  std::string unescaped;  // a key or string with escapes, unescaped
+  std::vector<found_value> found;
+  simdjson::ondemand::parser ondemand;  // the reader for what the structural walk rejects
   simdjson::ondemand::document doc;
-  const char* text = nullptr;  // the payload the document was parsed from
-  std::size_t size = 0;
-  bool parsed = false;
 };
 
 inline json_state& thread_json_state() {
@@ -310,49 +499,65 @@ inline json_state& thread_json_state() {
   return state;
 }
 
-inline bool parse_json(json_state& st, std::string_view text) {
+/// The payload, padded as simdjson needs (SIMDJSON_PADDING readable bytes after it).
+inline const char* padded_copy(json_state& st, std::string_view text) {
   if (st.padded.size() < text.size() + simdjson::SIMDJSON_PADDING)
     st.padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(st.padded.data(), text.data(), text.size());
+  if (!text.empty()) std::memcpy(st.padded.data(), text.data(), text.size());  // data() may be null
   std::memset(st.padded.data() + text.size(), 0, simdjson::SIMDJSON_PADDING);
-  st.text = text.data();
-  st.size = text.size();
-  st.parsed = st.parser.iterate(st.padded.data(), text.size(), st.padded.size()).get(st.doc) ==
-              simdjson::SUCCESS;
-  return st.parsed;
+  return st.padded.data();
 }
 
-/// The extracting walk over text.
-inline bool extract_json(std::string_view text, field_reader& r) {
-  json_state& st = thread_json_state();
-  return parse_json(st, text) && json_walker(&r).document(st.doc, text);
-}
-
-/// The checking walk over text: over the document the extracting walk left, rewound, when it
-/// was this text (the strings it extracted stay valid: this walk unescapes nothing).
-inline bool check_json(std::string_view text) {
-  json_state& st = thread_json_state();
-  if (st.parsed && st.text == text.data() && st.size == text.size() &&
-      std::memcmp(st.padded.data(), text.data(), text.size()) == 0) {
-    st.doc.rewind();
-  } else if (!parse_json(st, text)) {
+/// The exact reader for payloads the structural walk rejects: the On-Demand extracting walk, then
+/// the checking walk over the same document, rewound (the strings the first extracted stay valid:
+/// the second unescapes nothing). Also what the fast reader is tested against.
+inline bool read_json_on_demand(json_state& st, const char* padded, std::string_view text,
+                                field_reader& r) {
+  if (st.ondemand.iterate(padded, text.size(), text.size() + simdjson::SIMDJSON_PADDING)
+          .get(st.doc) != simdjson::SUCCESS)
     return false;
-  }
+  if (!json_walker(&r).document(st.doc, text)) return false;
+  st.doc.rewind();
   return json_walker(nullptr).document(st.doc, text);
+}
+
+/// Reads text's addressed fields into r; false: text is not JSON. `allocated`: the bytes readable
+/// from text.data() (a std::string's capacity); with SIMDJSON_PADDING of them after the text,
+/// simdjson reads the text where it lies, else a padded copy.
+inline bool read_json(std::string_view text, std::size_t allocated, field_reader& r) {
+  json_state& st = thread_json_state();
+  const char* padded =
+      allocated >= text.size() + simdjson::SIMDJSON_PADDING ? text.data() : padded_copy(st, text);
+  if (st.dom.capacity() < text.size() &&
+      st.dom.allocate(std::max(text.size(), 2 * st.dom.capacity())) != simdjson::SUCCESS)
+    return read_json_on_demand(st, padded, text, r);
+  auto& stage1 = *st.dom.implementation;
+  if (stage1.stage1(reinterpret_cast<const std::uint8_t*>(padded), text.size(),
+                    simdjson::stage1_mode::regular) != simdjson::SUCCESS)
+    return false;  // not UTF-8, an unclosed string, a control character in one, or empty
+  st.found.clear();
+  const bool escapes = std::memchr(padded, '\\', text.size()) != nullptr;
+  if (!structural_walker(padded, stage1.structural_indexes.get(), stage1.n_structural_indexes,
+                         escapes, r, st.found, st.unescaped)
+           .document())
+    return read_json_on_demand(st, padded, text, r);  // the exact answer
+  for (const found_value& v : st.found) r.add(v.node, v.kind, v.text);
+  return true;
 }
 
 }  // namespace detail::filter
 
-/// JSON text payloads: parsed with simdjson On-Demand. read() extracts the addressed fields
-/// (false: not JSON); valid() checks the whole payload, and runs only when a pattern that
-/// addresses data matched (a payload that is not JSON must fail it, S-6.3).
+/// JSON text payloads: read() extracts the addressed fields and answers whether the payload as
+/// a whole is JSON (false: every pattern that addresses data fails, S-6.3).
 template <detail::filter::json_text T>
 struct filter_fields<T> {
   static bool read(const T& payload, detail::filter::field_reader& r) {
-    return detail::filter::extract_json(detail::filter::json_view(payload), r);
-  }
-  static bool valid(const T& payload) {
-    return detail::filter::check_json(detail::filter::json_view(payload));
+    const std::string_view text = detail::filter::json_view(payload);
+    if constexpr (std::is_same_v<T, std::string>) {
+      return detail::filter::read_json(text, payload.capacity(), r);  // padded as it is?
+    } else {
+      return detail::filter::read_json(text, text.size(), r);
+    }
   }
 };
 
