@@ -360,7 +360,7 @@ class structural_walker {
   /// Whether the payload is one JSON value (then found_ holds the addressed values).
   bool document() { return value<true>(field_reader::root()) && at_ == end_; }
 
-  /// Deeper nesting is left to the On-Demand reader (this walk recurses).
+  /// Deeper nesting is not JSON for the filter (read_json); the walk recurses at most this deep.
   static constexpr int max_depth = 1024;
 
  private:
@@ -482,6 +482,21 @@ class structural_walker {
   }
 };
 
+/// Whether brackets nest deeper than `limit` anywhere in the payload (over stage 1's indexes).
+inline bool nesting_exceeds(const char* text, const std::uint32_t* at, std::uint32_t count,
+                            int limit) noexcept {
+  int depth = 0;
+  for (const std::uint32_t* end = at + count; at != end; ++at) {
+    const char c = text[*at];
+    if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 /// The per-thread parsers and buffers (reused: no allocation per payload once they have grown).
 struct json_state {
   // Only its stage 1 runs, through simdjson 3's public dom::parser::implementation member
@@ -539,8 +554,15 @@ inline bool read_json(std::string_view text, std::size_t allocated, field_reader
   const bool escapes = std::memchr(padded, '\\', text.size()) != nullptr;
   if (!structural_walker(padded, stage1.structural_indexes.get(), stage1.n_structural_indexes,
                          escapes, r, st.found, st.unescaped)
-           .document())
+           .document()) {
+    // Nesting deeper than the limit is not JSON for the filter (RFC 8259 section 9 lets a parser
+    // limit it). simdjson's On-Demand reader must not see it (it asserts in debug builds): its
+    // max_depth (1,024) counts the document and the innermost value too, so 1,022 brackets.
+    if (nesting_exceeds(padded, stage1.structural_indexes.get(), stage1.n_structural_indexes,
+                        structural_walker::max_depth - 2))
+      return false;
     return read_json_on_demand(st, padded, text, r);  // the exact answer
+  }
   for (const found_value& v : st.found) r.add(v.node, v.kind, v.text);
   return true;
 }

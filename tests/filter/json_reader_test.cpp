@@ -224,3 +224,27 @@ TEST(JsonReader, AnswersAsTheOnDemandReaderOnMutatedDocuments) {
 }
 
 }  // namespace
+
+namespace {
+
+// Nesting deeper than the reader's limit (1,024 levels, simdjson's default) is "not JSON" for
+// the filter (RFC 8259, section 9, lets a parser limit nesting): every pattern that addresses
+// data fails, and the reader answers without crashing in any build. 1,024 levels still read.
+TEST(JsonReader, NestingDeeperThanTheLimitIsNotJson) {
+  auto nested = [](int depth, std::string_view inner) {
+    return std::string(static_cast<std::size_t>(depth), '[') + std::string(inner) +
+           std::string(static_cast<std::size_t>(depth), ']');
+  };
+  for (reader how : {reader::structural_copy, reader::structural_in_place}) {
+    EXPECT_TRUE(read(nested(1024, "1"), how).json);
+    EXPECT_FALSE(read(nested(1025, "1"), how).json);
+    EXPECT_FALSE(read(nested(5000, "1"), how).json);
+    EXPECT_FALSE(read(nested(5000, "nul"), how).json);  // deep and invalid
+    for (int depth : {1020, 1021, 1022, 1023, 1024})
+      EXPECT_FALSE(read(nested(depth, "nul"), how).json);
+    EXPECT_FALSE(read("[nul, " + nested(5000, "1") + "]", how).json);  // invalid before deep
+    EXPECT_FALSE(read("{\"a\": " + nested(3000, "{}") + "}", how).json);
+  }
+}
+
+}  // namespace
