@@ -28,6 +28,7 @@
 #include "sluice/config.hpp"
 #include "sluice/detail/filter/matcher.hpp"
 #include "sluice/detail/filter/pattern.hpp"
+#include "sluice/error.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/record.hpp"
 #include "sluice/stages.hpp"
@@ -181,9 +182,53 @@ concept filterable_record = stream_record<R> &&(exposes_fields<R> || requires(co
   requires exposes_fields<std::remove_cvref_t<decltype(r.payload)>>;
 });
 
+/// Records whose patterns address their payload as `body`, as Lambda's SQS event filtering
+/// does (S-9.10): a record type that declares `using filter_addresses_body = void;`, as
+/// sluice::queue_message does. Its body is a JSON document or a plain string, and a pattern's
+/// form must agree: {"body": {...}} matches only a JSON body, {"body": [...]} only a
+/// plain-string one; no metadata field is addressed.
+template <class R>
+concept body_addressed = requires {
+  typename R::filter_addresses_body;
+};
+
+/// S-9.10: evaluates c on a queue message.
+template <class R>
+bool matches_body(const compiled_criteria& c, const R& rec) {
+  using body_t = std::remove_cvref_t<decltype(rec.body())>;
+  const body_t& body = rec.body();
+  const scratch_lease lease;
+  scratch& s = c.begin(lease.get());
+  field_reader reader(c, s);
+  bool json = read_fields<body_t>(body, reader);
+  if constexpr (has_validator<body_t>) json = json && filter_fields<body_t>::valid(body);
+  if (json) return c.evaluate(s, true, false);  // a JSON body: the object patterns only
+  if (!c.addresses_root()) return false;
+  c.begin(s);  // a plain-string body: forget what a partial read collected, test it whole
+  reader.add(compiled_criteria::root(), leaf_kind::string, std::string_view(body));
+  return c.evaluate(s, false, true);
+}
+
+/// Rejects, when the mapping is built, patterns that address what the source's records do not
+/// have: `body` on a stream, `data` or a metadata field on a queue (S-9.10).
+inline void check_addressing(const compiled_criteria& c, bool queue) {
+  if (queue && (c.uses_data_key() || c.uses_metadata()))
+    throw configuration_error(
+        "sluice: filter_criteria on a queue source addresses " +
+        std::string(c.uses_data_key() ? "`data`" : "a stream metadata field") +
+        "; a queue message is filtered on `body` only (its body: {\"body\": {...}} for a JSON "
+        "body, {\"body\": [...]} for a plain string), as Lambda's SQS event filtering, which "
+        "would never match this pattern");
+  if (!queue && c.uses_body_key())
+    throw configuration_error(
+        "sluice: filter_criteria addresses `body`, which only a queue message has; a stream "
+        "record's payload is `data`");
+}
+
 /// Evaluates c on one record.
 template <class R>
 bool matches(const compiled_criteria& c, const R& rec) {
+  if constexpr (body_addressed<R>) return matches_body(c, rec);
   const scratch_lease lease;
   scratch& s = c.begin(lease.get());
   field_reader reader(c, s);
@@ -234,6 +279,8 @@ class criteria_matcher {
   bool operator()(const R& r) const {
     return detail::filter::matches(*c_, r);
   }
+  /// When the mapping is built: throws if the patterns address what the source lacks.
+  void check_addressing(bool queue) const { detail::filter::check_addressing(*c_, queue); }
 
  private:
   std::shared_ptr<const detail::filter::compiled_criteria> c_;
@@ -327,6 +374,9 @@ struct static_criteria_matcher {
   template <detail::filter::filterable_record R>
   bool operator()(const R& r) const {
     return detail::filter::matches(detail::filter::static_criteria<P...>::get(), r);
+  }
+  void check_addressing(bool queue) const {
+    detail::filter::check_addressing(detail::filter::static_criteria<P...>::get(), queue);
   }
 };
 

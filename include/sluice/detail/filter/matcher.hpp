@@ -263,6 +263,7 @@ struct path_tests {
   bool has_gated = false;
   bool wants_number = false;  // a numeric test: convert number values
   bool is_data = false;
+  bool is_root = false;  // the payload itself: {"data": [...]} or a queue's {"body": [...]}
 };
 
 struct trie_node {
@@ -350,6 +351,16 @@ class compiled_criteria {
 
   std::uint32_t path_count() const noexcept { return static_cast<std::uint32_t>(paths_.size()); }
   bool addresses_data() const noexcept { return addresses_data_; }
+  /// Which top-level keys the patterns use (each source allows some: addressing.hpp).
+  bool uses_data_key() const noexcept { return uses_data_key_; }
+  bool uses_body_key() const noexcept { return uses_body_key_; }
+  bool uses_metadata() const noexcept {
+    for (auto p : metadata_paths_)
+      if (p != npos32) return true;
+    return false;
+  }
+  /// A pattern tests the payload itself as one value (a queue's plain-string body).
+  bool addresses_root() const noexcept { return path_of(root()) != npos32; }
   /// The node of `data` itself (the payload's root value).
   static constexpr std::uint32_t root() noexcept { return 0; }
   std::uint32_t child(std::uint32_t node, std::string_view key) const noexcept {
@@ -400,17 +411,21 @@ class compiled_criteria {
 
   /// After the values are collected: whether some pattern matches. data_ok = false (the
   /// payload is not valid JSON) fails every pattern that addresses data.
-  bool evaluate(scratch& s, bool data_ok) const {
+  bool evaluate(scratch& s, bool data_ok) const { return evaluate(s, data_ok, data_ok); }
+  /// As above, with the payload's own value (root) and its fields (nested) told apart: a queue's
+  /// body is a JSON document (nested_ok, not root_ok) or a plain string (root_ok only).
+  bool evaluate(scratch& s, bool nested_ok, bool root_ok) const {
     bool matched = false;
+    const bool data_ok = nested_ok;
     for (std::uint32_t p = 0; p < paths_.size() && !matched; ++p) {
       const path_tests& t = paths_[p];
-      if (t.is_data && !data_ok) continue;
+      if (t.is_data && !(t.is_root ? root_ok : nested_ok)) continue;
       const auto& vals = s.values[p];
       if (vals.empty()) {
-        for (auto f : t.exists_false) matched |= mark(s, f, data_ok);
+        for (auto f : t.exists_false) matched |= mark(s, f, data_ok, root_ok);
         continue;
       }
-      for (auto f : t.exists_true) matched |= mark(s, f, data_ok);
+      for (auto f : t.exists_true) matched |= mark(s, f, data_ok, root_ok);
       for (const leaf& v : vals) {
         const std::vector<std::uint32_t>* hit = nullptr;
         switch (v.kind) {
@@ -431,19 +446,19 @@ class compiled_criteria {
             break;
         }
         if (hit != nullptr)
-          for (auto f : *hit) matched |= mark(s, f, data_ok);
+          for (auto f : *hit) matched |= mark(s, f, data_ok, root_ok);
         if (v.kind == leaf_kind::string && !t.ignore_case.empty()) {
           s.lower.assign(v.text);
           for (char& c : s.lower) c = ascii_lower(c);
           if (const auto* fields = t.ignore_case.find(s.lower); fields != nullptr)
-            for (auto f : *fields) matched |= mark(s, f, data_ok);
+            for (auto f : *fields) matched |= mark(s, f, data_ok, root_ok);
         }
         if (t.listed.empty()) continue;
         double number = 0;
         const bool numeric_ok =
             t.wants_number && v.kind == leaf_kind::number && parse_double(v.text, number);
         auto run = [&](const listed_test& test) {
-          if (test.matches(v, numeric_ok, number)) matched |= mark(s, test.field, data_ok);
+          if (test.matches(v, numeric_ok, number)) matched |= mark(s, test.field, data_ok, root_ok);
         };
         // A test of a pattern's first field (in path order) always runs; a later field's only
         // when its pattern has all its fields on earlier paths satisfied, so only patterns
@@ -467,10 +482,13 @@ class compiled_criteria {
   std::vector<std::uint32_t> field_pattern_;   // field -> pattern
   std::vector<std::uint32_t> field_before_;    // field -> its pattern's fields on earlier paths
   std::vector<std::uint32_t> pattern_fields_;  // pattern -> number of fields
-  std::vector<bool> pattern_data_;             // pattern addresses data
+  std::vector<bool> pattern_data_;             // pattern addresses data's fields
+  std::vector<bool> pattern_root_;             // pattern tests data (or body) itself
   // pattern -> its listed tests that wait for earlier fields: (path, index in that path's list)
   std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> gated_;
   bool addresses_data_ = false;
+  bool uses_data_key_ = false;
+  bool uses_body_key_ = false;
 
   [[noreturn]] static void throw_error(std::size_t index, std::size_t position, pattern_rule rule,
                                        std::string_view text, const std::string& allowed) {
@@ -488,7 +506,8 @@ class compiled_criteria {
   }
 
   std::uint32_t path_for(const std::vector<std::string>& path) {
-    if (path[0] != "data") {
+    const bool body = path[0] == "body";  // a queue's body: the payload, as data is
+    if (path[0] != "data" && !body) {
       metadata m = path[0] == "partitionKey"     ? metadata::partition_key
                    : path[0] == "sequenceNumber" ? metadata::sequence_number
                                                  : metadata::arrival_timestamp;
@@ -500,6 +519,7 @@ class compiled_criteria {
       return slot;
     }
     addresses_data_ = true;
+    (body ? uses_body_key_ : uses_data_key_) = true;
     std::uint32_t node = root();
     for (std::size_t i = 1; i < path.size(); ++i) {
       std::uint32_t next = child(node, path[i]);
@@ -514,6 +534,7 @@ class compiled_criteria {
       nodes_[node].path = static_cast<std::uint32_t>(paths_.size());
       paths_.emplace_back();
       paths_.back().is_data = true;
+      paths_.back().is_root = node == root();
     }
     return nodes_[node].path;
   }
@@ -521,13 +542,16 @@ class compiled_criteria {
   void add_pattern(const std::vector<field_test>& fields) {
     const auto pattern = static_cast<std::uint32_t>(pattern_fields_.size());
     std::vector<std::uint32_t> path_ids;
-    bool data = false;
+    bool data = false, whole = false;
     for (const auto& f : fields) {
       path_ids.push_back(path_for(f.path));
-      data |= f.path[0] == "data";
+      const bool payload = f.path[0] == "data" || f.path[0] == "body";
+      data |= payload && f.path.size() > 1;
+      whole |= payload && f.path.size() == 1;
     }
     pattern_fields_.push_back(static_cast<std::uint32_t>(fields.size()));
     pattern_data_.push_back(data);
+    pattern_root_.push_back(whole);
     for (std::size_t i = 0; i < fields.size(); ++i) {
       const auto field = static_cast<std::uint32_t>(field_pattern_.size());
       field_pattern_.push_back(pattern);
@@ -604,11 +628,12 @@ class compiled_criteria {
     return s.pattern_epoch[pattern] == s.epoch ? s.pattern_count[pattern] : 0;
   }
   /// Marks a field satisfied; returns whether that completed its pattern.
-  bool mark(scratch& s, std::uint32_t field, bool data_ok) const noexcept {
+  bool mark(scratch& s, std::uint32_t field, bool data_ok, bool root_ok) const noexcept {
     if (s.field_epoch[field] == s.epoch) return false;
     s.field_epoch[field] = s.epoch;
     const std::uint32_t p = field_pattern_[field];
     if (!data_ok && pattern_data_[p]) return false;
+    if (!root_ok && pattern_root_[p]) return false;
     if (s.pattern_epoch[p] != s.epoch) {
       s.pattern_epoch[p] = s.epoch;
       s.pattern_count[p] = 0;

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "sluice/checkpoint.hpp"
+#include "sluice/detail/filter/addressing.hpp"
 #include "sluice/detail/pipeline/checkpoint_tracker.hpp"
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane.hpp"
@@ -191,6 +192,7 @@ class engine {
     if (stage_errors_ == stage_error_policy::to_destination && !traits::has_destination)
       reject("on_stage_error", "to_destination",
              "stop, or to_destination in a mapping with sluice::on_failure(destination)");
+    check_filter_addressing<false>(mapping_.stages);  // `body` is a queue's (S-9.10)
     const std::uint32_t lanes = record_sink ? 0 : traits::lanes(mapping_);
     if constexpr (windowed) {
       static_assert(window_checkpoint_store<Store>,
