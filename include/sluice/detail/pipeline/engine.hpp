@@ -450,9 +450,14 @@ class engine {
         if (consumed < chunk && !blocked)
           result.progress |= end_idle_window(s, now, claimed, next_deadline);
       }
-      for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
-        if (l->fill_n() > 0 && l->can_close())
-          next_deadline = std::min(next_deadline, l->fill_deadline);
+      // A full ring's progress wakes the poller; no deadline needed. Neither for the partial
+      // batches a stopped read keeps filling (window 0): their deadline has passed, and the
+      // blocking lane's progress wakes the reader (as a deadline it would spin the reader).
+      if (!(zero_window && blocked)) {
+        for (auto& l : s.lanes) {
+          if (l->fill_n() > 0 && l->can_close())
+            next_deadline = std::min(next_deadline, l->fill_deadline);
+        }
       }
       return result;
     }
