@@ -5,7 +5,8 @@
 //       invalid one does not compile, and the error names the pattern, the character and the rule
 // Both give a sluice::filter stage (fused into the per-record path; dropped records are counted
 // in FilteredOutEventCount). Patterns address the payload under `data` and the metadata fields
-// partitionKey, sequenceNumber and approximateArrivalTimestamp. The payload's fields come from
+// partitionKey, sequenceNumber and approximateArrivalTimestamp; a queue message's body is `body`
+// and nothing else (S-9.10, as Lambda's SQS event filtering). The payload's fields come from
 // sluice::filter_fields<Payload>: for JSON text (std::string, std::string_view, std::vector of
 // char) include <sluice/json.hpp> and link sluice::json (simdjson); for your own type, specialize
 // filter_fields with a `fields` list (see docs/filtering.md).
