@@ -5,7 +5,8 @@
 //       invalid one does not compile, and the error names the pattern, the character and the rule
 // Both give a sluice::filter stage (fused into the per-record path; dropped records are counted
 // in FilteredOutEventCount). Patterns address the payload under `data` and the metadata fields
-// partitionKey, sequenceNumber and approximateArrivalTimestamp. The payload's fields come from
+// partitionKey, sequenceNumber and approximateArrivalTimestamp; a queue message's body is `body`
+// and nothing else (S-9.10, as Lambda's SQS event filtering). The payload's fields come from
 // sluice::filter_fields<Payload>: for JSON text (std::string, std::string_view, std::vector of
 // char) include <sluice/json.hpp> and link sluice::json (simdjson); for your own type, specialize
 // filter_fields with a `fields` list (see docs/filtering.md).
@@ -29,6 +30,7 @@
 #include "sluice/config.hpp"
 #include "sluice/detail/filter/matcher.hpp"
 #include "sluice/detail/filter/pattern.hpp"
+#include "sluice/error.hpp"
 #include "sluice/mapping.hpp"
 #include "sluice/record.hpp"
 #include "sluice/stages.hpp"
@@ -96,10 +98,6 @@ concept has_reader = requires(const T& v, field_reader& r) {
 template <class T>
 concept has_field_list = requires {
   filter_fields<T>::fields;
-};
-template <class T>
-concept has_validator = requires(const T& v) {
-  { filter_fields<T>::valid(v) } -> std::convertible_to<bool>;
 };
 template <class T>
 concept exposes_fields = has_reader<T> || has_field_list<T>;
@@ -183,9 +181,55 @@ concept filterable_record = stream_record<R> &&(exposes_fields<R> || requires(co
   requires exposes_fields<std::remove_cvref_t<decltype(r.payload)>>;
 });
 
+/// Records whose patterns address their payload as `body`, as Lambda's SQS event filtering
+/// does (S-9.10): a record type that declares `using filter_addresses_body = void;`, as
+/// sluice::queue_message does. Its body is a JSON document or a plain string, and a pattern's
+/// form must agree: {"body": {...}} matches only a JSON body, {"body": [...]} only a
+/// plain-string one; no metadata field is addressed.
+template <class R>
+concept body_addressed = requires {
+  typename R::filter_addresses_body;
+};
+
+/// S-9.10: evaluates c on a queue message.
+template <class R>
+bool matches_body(const matcher_view& c, const R& rec) {
+  using body_t = std::remove_cvref_t<decltype(rec.body())>;
+  const body_t& body = rec.body();
+  const scratch_lease lease;
+  scratch& s = lease.get();
+  c.begin(s);
+  s.kept_used = 0;
+  field_reader reader(c, s);
+  const bool json = read_fields<body_t>(body, reader);
+  if (json) return c.evaluate(s, true, false);  // a JSON body: the object patterns only
+  if (!c.addresses_root()) return false;
+  c.begin(s);  // a plain-string body: forget what a partial read collected, test it whole
+  s.kept_used = 0;
+  reader.add(matcher_view::root(), leaf_kind::string, std::string_view(body));
+  return c.evaluate(s, false, true);
+}
+
+/// Rejects, when the mapping is built, patterns that address what the source's records do not
+/// have: `body` on a stream, `data` or a metadata field on a queue (S-9.10).
+inline void check_addressing(const matcher_view& c, bool queue) {
+  if (queue && (c.uses_data_key() || c.uses_metadata()))
+    throw configuration_error(
+        "sluice: filter_criteria on a queue source addresses " +
+        std::string(c.uses_data_key() ? "`data`" : "a stream metadata field") +
+        "; a queue message is filtered on `body` only (its body: {\"body\": {...}} for a JSON "
+        "body, {\"body\": [...]} for a plain string), as Lambda's SQS event filtering, which "
+        "would never match this pattern");
+  if (!queue && c.uses_body_key())
+    throw configuration_error(
+        "sluice: filter_criteria addresses `body`, which only a queue message has; a stream "
+        "record's payload is `data`");
+}
+
 /// Evaluates c on one record.
 template <class R>
 bool matches(const matcher_view& c, const R& rec) {
+  if constexpr (body_addressed<R>) return matches_body(c, rec);
   const scratch_lease lease;
   scratch& s = lease.get();
   c.begin(s);
@@ -213,18 +257,8 @@ bool matches(const matcher_view& c, const R& rec) {
   }
   if (!c.addresses_data()) return c.evaluate(s, true);
   using data_t = std::remove_cvref_t<decltype(data_of(rec))>;
-  const bool data_ok = read_fields<data_t>(data_of(rec), reader);
-  if (!c.evaluate(s, data_ok)) return false;
-  if constexpr (has_validator<data_t>) {
-    // A reader that extracts without checking everything: a match must not rest on a data
-    // pattern when the payload as a whole is not valid.
-    if (!data_ok) return true;  // a metadata-only pattern matched
-    c.restart(s);
-    if (c.evaluate(s, false)) return true;
-    return filter_fields<data_t>::valid(data_of(rec));
-  } else {
-    return true;
-  }
+  // read() answers for the whole payload (S-6.3): false fails every pattern that addresses data.
+  return c.evaluate(s, read_fields<data_t>(data_of(rec), reader));
 }
 
 }  // namespace detail::filter
@@ -238,6 +272,8 @@ class criteria_matcher {
   bool operator()(const R& r) const {
     return detail::filter::matches(c_->view(), r);
   }
+  /// When the mapping is built: throws if the patterns address what the source lacks.
+  void check_addressing(bool queue) const { detail::filter::check_addressing(c_->view(), queue); }
 
  private:
   std::shared_ptr<const detail::filter::compiled_criteria> c_;
@@ -347,6 +383,9 @@ struct static_criteria_matcher {
   template <detail::filter::filterable_record R>
   bool operator()(const R& r) const {
     return detail::filter::matches(detail::filter::static_criteria<P...>::view, r);
+  }
+  void check_addressing(bool queue) const {
+    detail::filter::check_addressing(detail::filter::static_criteria<P...>::view, queue);
   }
 };
 

@@ -48,6 +48,8 @@ struct queue_message {
   sequence_number_t sequence = 0;
 
   const std::string& body() const noexcept { return payload; }
+  /// filter_criteria address the body as `body`, as Lambda's SQS event filtering (S-9.10).
+  using filter_addresses_body = void;
   const std::string& partition_key() const noexcept { return message_group_id; }
   sequence_number_t sequence_number() const noexcept { return sequence; }
   time_point arrival_time() const noexcept { return sent_timestamp; }

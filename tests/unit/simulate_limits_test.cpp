@@ -117,8 +117,14 @@ TEST(SimulateLimits, RateLimitPacesCallsInVirtualTime) {
   EXPECT_EQ(r.succeeded, 40'000u);
   EXPECT_EQ(r.throttles, 0u);
   const auto n = static_cast<double>(r.handler_calls);
+  // Every call after the burst of 10 waits for its token (one per 10 ms) and the last one ends
+  // 20 ms later. While the reader is stopped at a full lane the other lanes' partial batches
+  // keep filling (S-2.3) rather than close, so a token can find no batch ready: with this
+  // backlog one token interval goes unused.
   const double expected = (n - 10) / 100 + 0.020;
-  EXPECT_NEAR(std::chrono::duration<double>(r.makespan).count(), expected, 0.001);
+  const double makespan = std::chrono::duration<double>(r.makespan).count();
+  EXPECT_GE(makespan, expected - 0.001);
+  EXPECT_LE(makespan, expected + 0.010 + 0.001);
   ASSERT_TRUE(r.limits);
   EXPECT_GT(r.limits->rate_limit_waits, 0u);
 }

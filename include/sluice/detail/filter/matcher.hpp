@@ -201,6 +201,7 @@ struct flat_path {
   bool has_gated = false;
   bool wants_number = false;  // a numeric test: convert number values
   bool is_data = false;
+  bool is_root = false;  // the payload itself: {"data": [...]} or a queue's {"body": [...]}
 };
 
 enum class metadata : std::uint8_t { partition_key, sequence_number, arrival_timestamp };
@@ -211,7 +212,9 @@ struct matcher_header {
   std::uint32_t path_count = 0, field_count = 0, pattern_count = 0;
   span32 field_pattern;   // ids: field -> pattern
   span32 pattern_fields;  // ids: pattern -> number of fields
-  span32 pattern_data;    // ids: pattern -> 1 when it addresses data
+  span32 pattern_data;    // ids: pattern -> 1 when it addresses data's fields
+  span32 pattern_root;    // ids: pattern -> 1 when it tests data (or body) itself
+  bool uses_data_key = false, uses_body_key = false;  // which top-level keys address the payload
   span32 gated;  // spans: pattern -> ids of (path, listed index) pairs that wait for earlier fields
 };
 
@@ -330,6 +333,7 @@ struct matcher_view {
   const std::uint32_t* field_pattern = nullptr;
   const std::uint32_t* pattern_fields = nullptr;
   const std::uint32_t* pattern_data = nullptr;
+  const std::uint32_t* pattern_root = nullptr;
   matcher_header header;
 
   constexpr std::string_view text(span32 s) const noexcept { return {chars + s.begin, s.size}; }
@@ -339,6 +343,16 @@ struct matcher_view {
 
   constexpr std::uint32_t path_count() const noexcept { return header.path_count; }
   constexpr bool addresses_data() const noexcept { return header.addresses_data; }
+  /// Which top-level keys the patterns use (each source allows some: addressing.hpp).
+  constexpr bool uses_data_key() const noexcept { return header.uses_data_key; }
+  constexpr bool uses_body_key() const noexcept { return header.uses_body_key; }
+  constexpr bool uses_metadata() const noexcept {
+    for (auto p : header.metadata_paths)
+      if (p != npos32) return true;
+    return false;
+  }
+  /// A pattern tests the payload itself as one value (a queue's plain-string body).
+  constexpr bool addresses_root() const noexcept { return path_of(root()) != npos32; }
   /// The node of `data` itself (the payload's root value).
   static constexpr std::uint32_t root() noexcept { return 0; }
   constexpr std::uint32_t child(std::uint32_t node, std::string_view key) const noexcept {
@@ -393,16 +407,22 @@ struct matcher_view {
   /// After the values are collected: whether some pattern matches. data_ok = false (the
   /// payload is not valid JSON) fails every pattern that addresses data.
   constexpr bool evaluate(eval_state& s, bool data_ok) const {
+    return evaluate(s, data_ok, data_ok);
+  }
+  /// As above, with the payload's own value (root) and its fields (nested) told apart: a queue's
+  /// body is a JSON document (nested_ok, not root_ok) or a plain string (root_ok only).
+  constexpr bool evaluate(eval_state& s, bool nested_ok, bool root_ok) const {
     bool matched = false;
+    const bool data_ok = nested_ok;
     for (std::uint32_t p = 0; p < header.path_count && !matched; ++p) {
       const flat_path& t = paths[p];
-      if (t.is_data && !data_ok) continue;
+      if (t.is_data && !(t.is_root ? root_ok : nested_ok)) continue;
       const auto& vals = s.values[p];
       if (vals.empty()) {
-        for (auto f : list(t.exists_false)) matched |= mark(s, f, data_ok);
+        for (auto f : list(t.exists_false)) matched |= mark(s, f, data_ok, root_ok);
         continue;
       }
-      for (auto f : list(t.exists_true)) matched |= mark(s, f, data_ok);
+      for (auto f : list(t.exists_true)) matched |= mark(s, f, data_ok, root_ok);
       for (const leaf& v : vals) {
         std::span<const std::uint32_t> hit;
         switch (v.kind) {
@@ -422,11 +442,11 @@ struct matcher_view {
             hit = list(t.on_null);
             break;
         }
-        for (auto f : hit) matched |= mark(s, f, data_ok);
+        for (auto f : hit) matched |= mark(s, f, data_ok, root_ok);
         if (v.kind == leaf_kind::string && t.ignore_case.entries.size != 0) {
           s.lower.assign(v.text);
           for (char& c : s.lower) c = ascii_lower(c);
-          for (auto f : find(t.ignore_case, s.lower)) matched |= mark(s, f, data_ok);
+          for (auto f : find(t.ignore_case, s.lower)) matched |= mark(s, f, data_ok, root_ok);
         }
         if (t.listed.size == 0) continue;
         double number = 0;
@@ -434,7 +454,8 @@ struct matcher_view {
             t.wants_number && v.kind == leaf_kind::number && number_value(v.text, number);
         const flat_listed* tests = listed + t.listed.begin;
         auto run = [&](const flat_listed& test) {
-          if (matches(test, v, numeric_ok, number)) matched |= mark(s, test.field, data_ok);
+          if (matches(test, v, numeric_ok, number))
+            matched |= mark(s, test.field, data_ok, root_ok);
         };
         // A test of a pattern's first field (in path order) always runs; a later field's only
         // when its pattern has all its fields on earlier paths satisfied, so only patterns
@@ -569,11 +590,13 @@ struct matcher_view {
     return s.pattern_epoch[pattern] == s.epoch ? s.pattern_count[pattern] : 0;
   }
   /// Marks a field satisfied; returns whether that completed its pattern.
-  constexpr bool mark(eval_state& s, std::uint32_t field, bool data_ok) const noexcept {
+  constexpr bool mark(eval_state& s, std::uint32_t field, bool data_ok,
+                      bool root_ok) const noexcept {
     if (s.field_epoch[field] == s.epoch) return false;
     s.field_epoch[field] = s.epoch;
     const std::uint32_t p = field_pattern[field];
     if (!data_ok && pattern_data[p] != 0) return false;
+    if (!root_ok && pattern_root[p] != 0) return false;
     if (s.pattern_epoch[p] != s.epoch) {
       s.pattern_epoch[p] = s.epoch;
       s.pattern_count[p] = 0;
@@ -597,6 +620,7 @@ constexpr matcher_view view_of(const Tables& t) {
   v.field_pattern = v.ids + t.header.field_pattern.begin;
   v.pattern_fields = v.ids + t.header.pattern_fields.begin;
   v.pattern_data = v.ids + t.header.pattern_data.begin;
+  v.pattern_root = v.ids + t.header.pattern_root.begin;
   v.header = t.header;
   return v;
 }
@@ -625,7 +649,7 @@ struct build_path {
   std::vector<std::uint32_t> on_true, on_false, on_null, exists_true, exists_false;
   std::vector<build_listed> listed;
   std::vector<std::uint32_t> ungated;
-  bool has_gated = false, wants_number = false, is_data = false;
+  bool has_gated = false, wants_number = false, is_data = false, is_root = false;
 };
 struct build_node {
   std::vector<std::pair<std::string, std::uint32_t>> children;
@@ -701,6 +725,7 @@ class matcher_compiler {
       p.has_gated = b.has_gated;
       p.wants_number = b.wants_number;
       p.is_data = b.is_data;
+      p.is_root = b.is_root;
       p.listed.begin = size32(t.listed.size());
       for (const build_listed& l : b.listed) {
         flat_listed f = l.test;
@@ -734,9 +759,13 @@ class matcher_compiler {
     h.pattern_count = size32(pattern_fields_.size());
     h.field_pattern = put_ids(field_pattern_);
     h.pattern_fields = put_ids(pattern_fields_);
-    std::vector<std::uint32_t> data;
+    std::vector<std::uint32_t> data, root;
     for (bool d : pattern_data_) data.push_back(d ? 1 : 0);
     h.pattern_data = put_ids(data);
+    for (bool r : pattern_root_) root.push_back(r ? 1 : 0);
+    h.pattern_root = put_ids(root);
+    h.uses_data_key = uses_data_key_;
+    h.uses_body_key = uses_body_key_;
     std::vector<span32> gates;
     for (std::size_t q = 0; q < pattern_fields_.size(); ++q) {
       std::vector<std::uint32_t> pairs;
@@ -759,10 +788,13 @@ class matcher_compiler {
   std::vector<std::uint32_t> field_pattern_;   // field -> pattern
   std::vector<std::uint32_t> field_before_;    // field -> its pattern's fields on earlier paths
   std::vector<std::uint32_t> pattern_fields_;  // pattern -> number of fields
-  std::vector<bool> pattern_data_;             // pattern addresses data
+  std::vector<bool> pattern_data_;             // pattern addresses data's fields
+  std::vector<bool> pattern_root_;             // pattern tests data (or body) itself
   // pattern -> its listed tests that wait for earlier fields: (path, index in that path's list)
   std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> gated_;
   bool addresses_data_ = false;
+  bool uses_data_key_ = false;
+  bool uses_body_key_ = false;
 
   constexpr std::uint32_t child(std::uint32_t node, std::string_view key) const {
     for (const auto& [k, n] : nodes_[node].children)
@@ -771,7 +803,8 @@ class matcher_compiler {
   }
 
   constexpr std::uint32_t path_for(const std::vector<std::string>& path) {
-    if (path[0] != "data") {
+    const bool body = path[0] == "body";  // a queue's body: the payload, as data is
+    if (path[0] != "data" && !body) {
       metadata m = path[0] == "partitionKey"     ? metadata::partition_key
                    : path[0] == "sequenceNumber" ? metadata::sequence_number
                                                  : metadata::arrival_timestamp;
@@ -783,6 +816,7 @@ class matcher_compiler {
       return slot;
     }
     addresses_data_ = true;
+    (body ? uses_body_key_ : uses_data_key_) = true;
     std::uint32_t node = 0;
     for (std::size_t i = 1; i < path.size(); ++i) {
       std::uint32_t next = child(node, path[i]);
@@ -797,6 +831,7 @@ class matcher_compiler {
       nodes_[node].path = static_cast<std::uint32_t>(paths_.size());
       paths_.emplace_back();
       paths_.back().is_data = true;
+      paths_.back().is_root = node == 0;  // the root node: data (or body) itself
     }
     return nodes_[node].path;
   }
@@ -804,13 +839,16 @@ class matcher_compiler {
   constexpr void add_pattern(const std::vector<field_test>& fields) {
     const auto pattern = static_cast<std::uint32_t>(pattern_fields_.size());
     std::vector<std::uint32_t> path_ids;
-    bool data = false;
+    bool data = false, whole = false;
     for (const auto& f : fields) {
       path_ids.push_back(path_for(f.path));
-      data |= f.path[0] == "data";
+      const bool payload = f.path[0] == "data" || f.path[0] == "body";
+      data |= payload && f.path.size() > 1;
+      whole |= payload && f.path.size() == 1;
     }
     pattern_fields_.push_back(static_cast<std::uint32_t>(fields.size()));
     pattern_data_.push_back(data);
+    pattern_root_.push_back(whole);
     for (std::size_t i = 0; i < fields.size(); ++i) {
       const auto field = static_cast<std::uint32_t>(field_pattern_.size());
       field_pattern_.push_back(pattern);

@@ -67,7 +67,7 @@ constexpr std::string_view rule_text(pattern_rule r) {
     case pattern_rule::empty_pattern:
       return "a pattern must address at least one field";
     case pattern_rule::unknown_top_level_field:
-      return "a pattern addresses data, partitionKey, sequenceNumber, "
+      return "a pattern addresses data, body (a queue message), partitionKey, sequenceNumber, "
              "approximateArrivalTimestamp or $or";
     case pattern_rule::metadata_field_is_not_an_object:
       return "a metadata field takes a value list, not an object";
@@ -576,7 +576,9 @@ class pattern_parser {
     bool ok = members([&](const std::string& key, std::size_t key_at) {
       any = true;
       if (key == "$or") return or_branches(c, top, depth, path);
-      if (top && key != "data" && !is_metadata_field(key))
+      // `body`: a queue message's body (S-9.10); which of data and body a source allows is
+      // checked when the mapping is built (detail/filter/addressing.hpp).
+      if (top && key != "data" && key != "body" && !is_metadata_field(key))
         return error(pattern_rule::unknown_top_level_field, key_at);
       std::vector<std::string> sub = path;
       sub.push_back(key);
@@ -588,7 +590,8 @@ class pattern_parser {
         return true;
       }
       if (at('{')) {
-        if (top && key != "data") return error(pattern_rule::metadata_field_is_not_an_object);
+        if (top && key != "data" && key != "body")
+          return error(pattern_rule::metadata_field_is_not_an_object);
         return object(c, false, depth + 1, sub);
       }
       return error(pattern_rule::field_must_be_an_object_or_array);

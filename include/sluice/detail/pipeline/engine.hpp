@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "sluice/checkpoint.hpp"
+#include "sluice/detail/filter/addressing.hpp"
 #include "sluice/detail/pipeline/checkpoint_tracker.hpp"
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane.hpp"
@@ -191,6 +192,7 @@ class engine {
     if (stage_errors_ == stage_error_policy::to_destination && !traits::has_destination)
       reject("on_stage_error", "to_destination",
              "stop, or to_destination in a mapping with sluice::on_failure(destination)");
+    check_filter_addressing<false>(mapping_.stages);  // `body` is a queue's (S-9.10)
     const std::uint32_t lanes = record_sink ? 0 : traits::lanes(mapping_);
     if constexpr (windowed) {
       static_assert(window_checkpoint_store<Store>,
@@ -437,14 +439,25 @@ class engine {
           result.more = true;
         }
       }
-      result.progress |= close_ready(s, now, claimed, flush, !zero_window || consumed < chunk);
+      // S-2.3 with window 0: a read that stopped at a full lane (backpressure) has not taken
+      // everything available, the source holds more for the other lanes too, so their partial
+      // batches go on filling (a full batch closes at once; the blocking lane's progress wakes
+      // the reader). Closing them would cut every batch of a backlogged shard short behind its
+      // slowest lane and spend a downstream call per fragment (benchmarks/limits_bench).
+      result.progress |= close_ready(s, now, claimed, flush, !zero_window || consumed < chunk,
+                                     zero_window && blocked);
       if constexpr (windowed) {  // idle counts only once the reader has read all there is
         if (consumed < chunk && !blocked)
           result.progress |= end_idle_window(s, now, claimed, next_deadline);
       }
-      for (auto& l : s.lanes) {  // a full ring's progress wakes the poller; no deadline needed
-        if (l->fill_n() > 0 && l->can_close())
-          next_deadline = std::min(next_deadline, l->fill_deadline);
+      // A full ring's progress wakes the poller; no deadline needed. Neither for the partial
+      // batches a stopped read keeps filling (window 0): their deadline has passed, and the
+      // blocking lane's progress wakes the reader (as a deadline it would spin the reader).
+      if (!(zero_window && blocked)) {
+        for (auto& l : s.lanes) {
+          if (l->fill_n() > 0 && l->can_close())
+            next_deadline = std::min(next_deadline, l->fill_deadline);
+        }
       }
       return result;
     }
@@ -784,14 +797,15 @@ class engine {
   }
 
   /// The one place a partly filled batch closes: full, over the byte cap, flushed, or (when
-  /// `window_may_close`) past its batching window; only when the lane's ring has room.
+  /// `window_may_close` and not `backlogged`) past its batching window; only when the lane's
+  /// ring has room.
   bool close_ready(shard_state& s, time_point now, std::vector<lane*>& claimed, bool flush,
-                   bool window_may_close) {
+                   bool window_may_close, bool backlogged = false) {
     bool any = false;
     for (auto& lp : s.lanes) {
       lane& l = *lp;
       if (l.fill_n() == 0 || !l.can_close()) continue;
-      if (flush || l.full() || (window_may_close && now >= l.fill_deadline)) {
+      if (flush || l.full() || (window_may_close && !backlogged && now >= l.fill_deadline)) {
         close(l, claimed);
         any = true;
       }

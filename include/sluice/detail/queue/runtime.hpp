@@ -32,6 +32,7 @@
 #include "sluice/batch.hpp"
 #include "sluice/clock.hpp"
 #include "sluice/detail/compose/rules.hpp"
+#include "sluice/detail/filter/addressing.hpp"
 #include "sluice/detail/pipeline/fused_stages.hpp"
 #include "sluice/detail/pipeline/lane_job.hpp"
 #include "sluice/detail/pipeline/limiter.hpp"
@@ -116,7 +117,9 @@ class queue_core {
         clock_(clock),
         name_(std::move(name)),
         events_(events),
-        limiter_(traits::limits(m_), clock.now()) {}
+        limiter_(traits::limits(m_), clock.now()) {
+    check_filter_addressing<true>(m_.stages);  // S-9.10: `body`, not `data`
+  }
 
   queue_type& queue() noexcept { return queue_; }
   Clock& clock() noexcept { return clock_; }
