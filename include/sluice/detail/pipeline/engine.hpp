@@ -196,7 +196,8 @@ class engine {
       static_assert(window_checkpoint_store<Store>,
                     "sluice::tumbling_window needs a checkpoint store that keeps windows "
                     "(sluice::window_checkpoint_store: memory_checkpoint_store, "
-                    "sluice::sqlite::checkpoint_store)");
+                    "sluice::sqlite::checkpoint_store, sluice::redis::checkpoint_store; under "
+                    "leases, a sluice::window_lease_store)");
       window_ = traits::window(mapping_);
       if (lanes != 1)
         reject("parallelization_factor", lanes,
