@@ -195,7 +195,9 @@ inline std::int64_t lease_ns(time_point t) noexcept {
 }  // namespace detail
 
 /// One shard of a source, as a source with the same shard count whose other shards are empty:
-/// the engine then reports the real shard id (metrics, on-failure records, checkpoints). While
+/// the engine then reports the real shard id (metrics, on-failure records, checkpoints), and as
+/// the view serves() only its shard, the engine keeps state and lanes for that one shard (a
+/// worker's memory grows with the shards it holds, not with the stream's shard count). While
 /// its lease holds, reads go through; may_hand(now) is the engine's gate before every handler
 /// attempt: false once the lease's deadline passed or the lease was lost (close()).
 template <source Source>
@@ -213,6 +215,8 @@ class shard_view {
   shard_id_t shard() const noexcept { return shard_; }
   /// The counter (fencing token) of the lease this view serves under (0 outside a lease_worker).
   std::uint64_t lease_counter() const noexcept { return counter_; }
+  /// The engine allocates only for the shards a source serves (detail/pipeline/engine.hpp).
+  bool serves(shard_id_t shard) const noexcept { return shard == shard_; }
   void set_lease_counter(std::uint64_t c) noexcept { counter_ = c; }
 
   template <class Visit>

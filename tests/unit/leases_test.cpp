@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -248,6 +249,55 @@ TEST(LeasedWindows, TheOpenWindowMovesWithItsShardAndAZombieCannotOverwriteIt) {
   EXPECT_EQ(store.load_window("w", 0)->state, "10");
   EXPECT_LT(store.load("w", 0).value_or(0), 1'000u);
   b.stop();
+}
+
+// A worker holding 10 of 1,000 shards runs one mapping per held shard, and each mapping keeps
+// state and lanes for its one shard only (shard_view::serves): the same buffers as a mapping over
+// a one-shard stream, not 1,000 shards' worth per held shard.
+TEST(LeasedLanes, AHeldShardsMappingAllocatesForThatShardOnly) {
+  sluice::manual_clock clock;
+  constexpr std::uint32_t shards = 1000;
+  stream_t stream{shards, clock};
+  sluice::memory_lease_store store;
+  for (sluice::shard_id_t s = 10; s < shards; ++s)  // another live worker holds all but 10
+    ASSERT_TRUE(store.take("m", s, "", 0, "other", std::numeric_limits<std::int64_t>::max()));
+  auto factory = [](sluice::shard_view<stream_t>& view) {
+    return sluice::from(view) | sluice::batching(sluice::batch_size(100)) |
+           sluice::parallelization_factor(4) | sluice::invoke([](const sluice::batch<R>&) {});
+  };
+  sluice::lease_worker<sluice::memory_lease_store, stream_t, decltype(factory),
+                       sluice::manual_clock>
+      w(store, stream, "m", options_for("a"), factory, clock);
+  w.cycle(clock.now());
+  ASSERT_EQ(w.held().size(), 10u);
+
+  stream_t one{1, clock};  // the baseline: what one shard's mapping holds
+  auto baseline = sluice::start(sluice::from(one) | sluice::batching(sluice::batch_size(100)) |
+                                    sluice::parallelization_factor(4) |
+                                    sluice::invoke([](const sluice::batch<R>&) {}),
+                                sluice::with_clock(clock));
+  const std::size_t per_shard = baseline.buffer_bound();
+  baseline.stop();
+  ASSERT_GT(per_shard, 0u);
+  std::size_t total = 0;
+  for (sluice::shard_id_t s : w.held()) {
+    const sluice::running_mapping* m = w.mapping_of(s);
+    ASSERT_NE(m, nullptr);
+    const auto snapshot = m->metrics();
+    ASSERT_EQ(snapshot.shards.size(), 1u) << "shard " << s << "'s mapping keeps other shards";
+    EXPECT_EQ(snapshot.shards[0].shard_id, s);
+    EXPECT_EQ(m->buffer_bound(), per_shard) << "shard " << s;
+    total += m->buffer_bound();
+  }
+  EXPECT_EQ(total, 10 * per_shard) << "lanes for the 10 held shards, not 10 x 1,000";
+  // And the held shards' records are handled (the partial engine reads, batches, checkpoints).
+  for (int i = 0; i < 3000; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] {
+    for (sluice::shard_id_t s : w.held())
+      if (store.load("m", s).value_or(0) < stream.last_sequence(s)) return false;
+    return true;
+  }));
+  w.stop();
 }
 
 TEST_F(Leases, InvalidLeaseOptionsAreRejectedNamingTheParameter) {
