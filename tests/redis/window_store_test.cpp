@@ -39,6 +39,7 @@ using redis_stores = ::testing::Types<redis_env>;
 
 namespace sluice_test {
 INSTANTIATE_TYPED_TEST_SUITE_P(Redis, WindowCheckpointStore, redis_stores);
+INSTANTIATE_TYPED_TEST_SUITE_P(Redis, WindowCheckpointStoreRewind, redis_stores);
 }  // namespace sluice_test
 
 namespace {

@@ -51,6 +51,7 @@ using memory_stores = ::testing::Types<memory_env>;
 
 namespace sluice_test {
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, WindowCheckpointStore, sqlite_stores);
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, WindowCheckpointStoreRewind, sqlite_stores);
 INSTANTIATE_TYPED_TEST_SUITE_P(Memory, WindowCheckpointStore, memory_stores);
 }  // namespace sluice_test
 

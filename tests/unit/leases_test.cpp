@@ -300,6 +300,30 @@ TEST(LeasedLanes, AHeldShardsMappingAllocatesForThatShardOnly) {
   w.stop();
 }
 
+// sluice::run over a shard_view (a partial source): reads, handles and checkpoints its one shard
+// to the end, and reports that shard alone.
+TEST(LeasedLanes, RunOverAShardViewHandlesThatShardToTheEnd) {
+  sluice::manual_clock clock;
+  stream_t stream{8, clock};
+  for (int i = 0; i < 400; ++i) stream.put("k" + std::to_string(i), i);
+  sluice::shard_view<stream_t> view(stream, 5);
+  view.hold_until(clock.now() + 1000h);  // as if its lease held throughout
+  std::size_t handled = 0;
+  sluice::memory_checkpoint_store store;
+  const auto m = sluice::run(sluice::from(view) | sluice::batching(sluice::batch_size(10)) |
+                                 sluice::invoke([&](const sluice::batch<R>& b) {
+                                   EXPECT_EQ(b.shard_id(), 5u);
+                                   handled += b.size();
+                                 }),
+                             sluice::checkpoints(store), sluice::with_clock(clock));
+  ASSERT_GT(stream.last_sequence(5), 0u);
+  EXPECT_EQ(handled, stream.last_sequence(5));
+  EXPECT_EQ(store.load("sluice", 5), stream.last_sequence(5));
+  EXPECT_EQ(store.load("sluice", 4), std::nullopt);
+  ASSERT_EQ(m.shards.size(), 1u);
+  EXPECT_EQ(m.shards[0].shard_id, 5u);
+}
+
 TEST_F(Leases, InvalidLeaseOptionsAreRejectedNamingTheParameter) {
   auto expect_rejected = [&](sluice::lease_options o, const std::string& parameter) {
     try {
