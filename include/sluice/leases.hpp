@@ -73,6 +73,19 @@ concept lease_store = requires(S& s, std::string_view mapping, shard_id_t shard,
   { s.load(mapping, shard) } -> std::same_as<std::optional<sequence_number_t>>;
 };
 
+/// A lease store that also keeps a shard's open tumbling window (S-7) with its checkpoint:
+/// save_fenced(..., seq, window) stores the checkpoint and the window (null: none, the stored one
+/// is erased) together, and only if `owner` holds the lease with `counter`, as one atomic step;
+/// load_window() reads it. A leased mapping with sluice::tumbling_window needs one (all three
+/// stores are: memory, Redis and SQLite).
+template <class S>
+concept window_lease_store = lease_store<S> &&
+    requires(S& s, std::string_view mapping, shard_id_t shard, std::string_view owner,
+             std::uint64_t counter, sequence_number_t seq, const window_checkpoint* window) {
+  { s.save_fenced(mapping, shard, owner, counter, seq, window) } -> std::same_as<bool>;
+  { s.load_window(mapping, shard) } -> std::same_as<std::optional<window_checkpoint>>;
+};
+
 /// A checkpoint write refused by the fence: the writer no longer holds the shard's lease.
 class lease_lost : public std::runtime_error {
  public:
@@ -132,16 +145,31 @@ class memory_lease_store {
     cp = std::max(cp.value_or(0), seq);
     return true;
   }
+  bool save_fenced(std::string_view mapping, shard_id_t shard, std::string_view owner,
+                   std::uint64_t counter, sequence_number_t seq, const window_checkpoint* window) {
+    std::lock_guard lock(mutex_);
+    if (held(mapping, shard, owner, counter) == nullptr) return false;
+    row& r = rows_[{std::string(mapping), shard}];
+    r.checkpoint = std::max(r.checkpoint.value_or(0), seq);
+    r.window = window == nullptr ? std::nullopt : std::optional<window_checkpoint>(*window);
+    return true;
+  }
   std::optional<sequence_number_t> load(std::string_view mapping, shard_id_t shard) const {
     std::lock_guard lock(mutex_);
     auto it = rows_.find({std::string(mapping), shard});
     return it == rows_.end() ? std::nullopt : it->second.checkpoint;
+  }
+  std::optional<window_checkpoint> load_window(std::string_view mapping, shard_id_t shard) const {
+    std::lock_guard lock(mutex_);
+    auto it = rows_.find({std::string(mapping), shard});
+    return it == rows_.end() ? std::nullopt : it->second.window;
   }
 
  private:
   struct row {
     lease l;
     std::optional<sequence_number_t> checkpoint;
+    std::optional<window_checkpoint> window;
   };
   lease* held(std::string_view mapping, shard_id_t shard, std::string_view owner,
               std::uint64_t counter) {
@@ -153,6 +181,7 @@ class memory_lease_store {
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, shard_id_t>, row> rows_;
 };
+static_assert(window_lease_store<memory_lease_store>);
 
 namespace detail {
 template <class S>
@@ -166,7 +195,9 @@ inline std::int64_t lease_ns(time_point t) noexcept {
 }  // namespace detail
 
 /// One shard of a source, as a source with the same shard count whose other shards are empty:
-/// the engine then reports the real shard id (metrics, on-failure records, checkpoints). While
+/// the engine then reports the real shard id (metrics, on-failure records, checkpoints), and as
+/// the view serves() only its shard, the engine keeps state and lanes for that one shard (a
+/// worker's memory grows with the shards it holds, not with the stream's shard count). While
 /// its lease holds, reads go through; may_hand(now) is the engine's gate before every handler
 /// attempt: false once the lease's deadline passed or the lease was lost (close()).
 template <source Source>
@@ -184,6 +215,8 @@ class shard_view {
   shard_id_t shard() const noexcept { return shard_; }
   /// The counter (fencing token) of the lease this view serves under (0 outside a lease_worker).
   std::uint64_t lease_counter() const noexcept { return counter_; }
+  /// The engine allocates only for the shards a source serves (detail/pipeline/engine.hpp).
+  bool serves(shard_id_t shard) const noexcept { return shard == shard_; }
   void set_lease_counter(std::uint64_t c) noexcept { counter_ = c; }
 
   template <class Visit>
@@ -233,6 +266,22 @@ class fenced_checkpoints {
   void save(std::string_view mapping, shard_id_t shard, sequence_number_t seq) {
     if (shard != shard_) return;  // not reached: the view's other shards never move
     if (!store_->save_fenced(mapping, shard, owner_, counter_, seq)) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      throw lease_lost(std::string(mapping), shard, owner_, counter_);
+    }
+    saved_.fetch_add(1, std::memory_order_relaxed);
+  }
+  /// With a window_lease_store: the checkpoint and the open window, fenced together (a windowed
+  /// mapping's saves), so fenced_checkpoints is then a sluice::window_checkpoint_store.
+  std::optional<window_checkpoint> load_window(
+      std::string_view mapping, shard_id_t shard) const requires window_lease_store<Store> {
+    if (shard != shard_) return std::nullopt;
+    return store_->load_window(mapping, shard);
+  }
+  void save(std::string_view mapping, shard_id_t shard, sequence_number_t seq,
+            const window_checkpoint* window) requires window_lease_store<Store> {
+    if (shard != shard_) return;
+    if (!store_->save_fenced(mapping, shard, owner_, counter_, seq, window)) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       throw lease_lost(std::string(mapping), shard, owner_, counter_);
     }

@@ -46,14 +46,14 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
     });
     e.set_stop_flag(&stopped);
 
-    for (auto& sp : e.shards()) {
-      auto& s = *sp;
+    for (std::size_t i = 0; i < e.shards().size(); ++i) {  // end[i]: shards()[i] (by index)
+      auto& s = *e.shards()[i];
       bool flush = false;  // close open batching windows: the source has nothing more for us
       while (!stopped) {
         time_point next = far_future;
         const time_point now = e.now();
         const detail::poll_result polled =
-            e.poll(s, now, claimed, next, flush || s.position >= end[s.id]);
+            e.poll(s, now, claimed, next, flush || s.position >= end[i]);
         for (auto* l : claimed) {  // each lane's batches in order, each to completion
           while (true) {
             const auto r = e.run_job(*l);
@@ -66,7 +66,7 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
         // Once per pass: the checkpoint only covers finished records (an abandoned batch is not).
         e.update_checkpoint(s);
         if (!polled.progress) {
-          if (s.retry_at > now && s.position < end[s.id]) {
+          if (s.retry_at > now && s.position < end[i]) {
             // A failed sink call or stage delivery: read it again after back-off.
             e.clock().sleep_until(s.retry_at, self);
             continue;

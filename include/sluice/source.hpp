@@ -62,6 +62,8 @@ struct accept_any_record {
 /// resolve(shard, position) gives the sequence number after which reading starts;
 /// last_sequence(shard) is the highest sequence number stored so far (0 if none);
 /// subscribe/unsubscribe a data_listener; name() identifies the stream in on-failure records.
+/// Optionally, serves(shard) -> bool: a source that serves only some shard ids (a leased
+/// shard_view, sluice/leases.hpp) has a mapping keep state and lanes for those alone.
 template <class S>
 concept source = requires(S& s, const S& cs, shard_id_t shard, sequence_number_t after,
                           std::size_t max, detail::accept_any_record visit, starting_position pos,

@@ -20,6 +20,18 @@ using namespace std::chrono_literals;
 using R = sluice::record<int>;
 using sluice_test::eventually;
 
+// The stream and checkpoint store the traces run on: a memory_stream and a
+// memory_checkpoint_store, unless the file that includes this one chose others
+// (tests/redis/traces/redis_window_traces_test.cpp: a Redis stream and the Redis checkpoint
+// store, whose window state is what W-10 resumes from).
+#ifndef SLUICE_TRACE_STREAM
+#define SLUICE_TRACE_STREAM(clock) \
+  sluice::memory_stream<int, std::string, sluice::manual_clock> stream { 1, clock }
+#endif
+#ifndef SLUICE_TRACE_CHECKPOINTS
+#define SLUICE_TRACE_CHECKPOINTS sluice::memory_checkpoint_store store
+#endif
+
 namespace {
 
 enum class mode { run, start, start_inline, start_handoff };
@@ -87,8 +99,8 @@ long state_value(const std::string& s) { return s.empty() ? 0 : std::stol(s); }
 class WindowTraces : public ::testing::TestWithParam<mode> {
  protected:
   sluice::manual_clock clock{sluice::time_point{} + 1000h, sluice::manual_clock::auto_advance};
-  sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
-  sluice::memory_checkpoint_store store;
+  SLUICE_TRACE_STREAM(clock);
+  SLUICE_TRACE_CHECKPOINTS;
   sluice::memory_destination<R> dlq;
   sluice::time_point t0 = clock.now();  // a multiple of 60 s: window 0 starts here
   window_trace calls{t0, 60s};

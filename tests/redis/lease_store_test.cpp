@@ -1,11 +1,15 @@
 // The lease store contract (sluice/leases.hpp), one typed suite over its three stores: memory,
 // Redis (Lua scripts) and SQLite (transactions). take/renew/release are compare-and-set on owner
 // and counter; every take bumps the counter (the fencing token); save_fenced moves the checkpoint
-// only for the current holder with its counter, and never backwards.
+// (and with it a windowed mapping's open window) only for the current holder with its counter,
+// and the checkpoint never backwards.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 
 #include "sluice/leases.hpp"
 #include "sluice/redis/leases.hpp"
@@ -88,6 +92,36 @@ TYPED_TEST(LeaseStore, ACheckpointWriteIsFencedByOwnerAndCounter) {
   EXPECT_EQ(s.load("m", 0), 20u);
   EXPECT_FALSE(s.save_fenced("m", 1, "b", 2, 5)) << "a lease of another shard fences nothing";
   EXPECT_EQ(s.load("m", 1), std::nullopt);
+}
+
+// S-7 windows on leases: the open window moves with the checkpoint, under the same fence. A
+// zombie's window save is refused whole (neither its checkpoint nor its window lands).
+TYPED_TEST(LeaseStore, AWindowIsSavedWithTheCheckpointUnderTheSameFence) {
+  using namespace std::chrono_literals;
+  auto& s = this->store();
+  static_assert(sluice::window_lease_store<std::remove_cvref_t<decltype(s)>>);
+  const sluice::time_point start = sluice::time_point{} + 1000h;
+  const sluice::window_checkpoint a_window{start, start + 60s, "10", false};
+  const sluice::window_checkpoint zombie_window{start, start + 60s, "999", true};
+  ASSERT_TRUE(s.take("m", 0, "", 0, "a", 1000));
+  EXPECT_EQ(s.load_window("m", 0), std::nullopt);
+  EXPECT_TRUE(s.save_fenced("m", 0, "a", 1, 10, &a_window));
+  EXPECT_EQ(s.load("m", 0), 10u);
+  EXPECT_EQ(s.load_window("m", 0), a_window);
+  ASSERT_TRUE(s.take("m", 0, "a", 1, "b", 2000));  // b takes over (a's lease expired)
+  EXPECT_FALSE(s.save_fenced("m", 0, "a", 1, 50, &zombie_window))
+      << "the zombie's window save must be refused";
+  EXPECT_FALSE(s.save_fenced("m", 0, "a", 1, 60, nullptr)) << "so must its window's end";
+  EXPECT_EQ(s.load("m", 0), 10u);
+  EXPECT_EQ(s.load_window("m", 0), a_window) << "b resumes the window a last saved";
+  const sluice::window_checkpoint b_window{start, start + 60s, "25", false};
+  EXPECT_TRUE(s.save_fenced("m", 0, "b", 2, 12, &b_window));
+  EXPECT_EQ(s.load_window("m", 0), b_window);
+  EXPECT_TRUE(s.save_fenced("m", 0, "b", 2, 14, nullptr));  // the window's final succeeded
+  EXPECT_EQ(s.load("m", 0), 14u);
+  EXPECT_EQ(s.load_window("m", 0), std::nullopt);
+  EXPECT_FALSE(s.save_fenced("m", 1, "b", 2, 5, &b_window)) << "another shard's lease";
+  EXPECT_EQ(s.load_window("m", 1), std::nullopt);
 }
 
 }  // namespace

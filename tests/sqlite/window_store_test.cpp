@@ -1,15 +1,19 @@
-// Tumbling-window state in sluice::sqlite::checkpoint_store (S-7): saved with the checkpoint in
-// one transaction, erased with the explicit rewind, and the schema migration from version 1
-// (checkpoints only) to 2 (+ sluice_windows).
+// Tumbling-window state in sluice::sqlite::checkpoint_store (S-7): the window checkpoint store
+// contract (tests/support/window_store_suite.hpp: saved with the checkpoint in one transaction,
+// survives reopening the file, erased with the explicit rewind, a mapping resumes its window) on
+// SQLite and on memory_checkpoint_store, and the schema migration from version 1 (checkpoints
+// only) to 2 (+ sluice_windows).
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "sluice/sluice.hpp"
 #include "sluice/sqlite/checkpoint_store.hpp"
 #include "sluice/sqlite/database.hpp"
 #include "support/temp_dir.hpp"
+#include "support/window_store_suite.hpp"
 
 namespace {
 
@@ -23,35 +27,35 @@ sluice::window_checkpoint window(std::string state, bool early = false) {
   return {start, start + 60s, std::move(state), early};
 }
 
-TEST(SqliteWindowStore, WindowIsSavedWithTheCheckpointAndSurvivesReopening) {
+struct sqlite_env {
   sluice_test::temp_dir dir;
-  const std::string bytes("a\0b\xff", 4);  // state is bytes, not text
-  {
-    store s(dir / "c.db");
-    EXPECT_FALSE(s.load_window("m", 0));
-    const auto w = window(bytes, true);
-    s.save("m", 0, 7, &w);
+  std::optional<sluice::sqlite::checkpoint_store> s{std::in_place, dir / "c.db"};
+  sluice::sqlite::checkpoint_store& store() { return *s; }
+  /// A new connection on the same file (the old one is closed first).
+  sluice::sqlite::checkpoint_store& reopened() {
+    s.reset();
+    s.emplace(dir / "c.db");
+    return *s;
   }
-  store s(dir / "c.db");
-  EXPECT_EQ(s.load("m", 0), 7u);
-  ASSERT_TRUE(s.load_window("m", 0));
-  EXPECT_EQ(*s.load_window("m", 0), window(bytes, true));
-  EXPECT_FALSE(s.load_window("m", 1));
-  s.save("m", 0, 9, nullptr);  // the window's final invocation succeeded: no open window
-  EXPECT_EQ(s.load("m", 0), 9u);
-  EXPECT_FALSE(s.load_window("m", 0));
-}
+  std::size_t erase(std::string_view mapping) { return s->erase(mapping); }
+};
+struct memory_env {
+  sluice::memory_checkpoint_store s;
+  sluice::memory_checkpoint_store& store() { return s; }
+  sluice::memory_checkpoint_store& reopened() { return s; }  // it lives as long as the process
+};
+using sqlite_stores = ::testing::Types<sqlite_env>;
+using memory_stores = ::testing::Types<memory_env>;
 
-TEST(SqliteWindowStore, EraseDropsTheWindowsToo) {
-  sluice_test::temp_dir dir;
-  store s(dir / "c.db");
-  const auto w = window("5");
-  s.save("m", 0, 3, &w);
-  s.save("other", 0, 3, &w);
-  EXPECT_EQ(s.erase("m"), 1u);
-  EXPECT_FALSE(s.load_window("m", 0));
-  EXPECT_TRUE(s.load_window("other", 0));
-}
+}  // namespace
+
+namespace sluice_test {
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, WindowCheckpointStore, sqlite_stores);
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, WindowCheckpointStoreRewind, sqlite_stores);
+INSTANTIATE_TYPED_TEST_SUITE_P(Memory, WindowCheckpointStore, memory_stores);
+}  // namespace sluice_test
+
+namespace {
 
 TEST(SqliteWindowStore, MigratesAVersion1FileAndReadsOneReadOnly) {
   sluice_test::temp_dir dir;
@@ -88,46 +92,6 @@ TEST(SqliteWindowStore, MigratesAVersion1FileAndReadsOneReadOnly) {
   store s(dir / "old.db");
   EXPECT_EQ(s.load("m", 0), 43u);
   EXPECT_EQ(s.load_window("m", 0)->state, "x");
-}
-
-// A windowed mapping over the SQLite store, stopped mid-window and started again with new
-// objects on the same file, resumes the window's state (W-10 with a durable store).
-TEST(SqliteWindowStore, AMappingResumesItsWindowFromTheFile) {
-  sluice_test::temp_dir dir;
-  using R = sluice::record<int>;
-  sluice::manual_clock clock{sluice::time_point{} + 1000h, sluice::manual_clock::auto_advance};
-  sluice::memory_stream<int, std::string, sluice::manual_clock> stream{1, clock};
-  for (int i = 1; i <= 4; ++i) stream.put("k", i);
-  std::string seen;
-  auto handler = [&](const sluice::batch<R>& b,
-                     const sluice::window_context& w) -> sluice::window_response {
-    seen +=
-        (w.is_final ? std::string("F") : std::to_string(b.first_sequence())) + "<" + w.state + "> ";
-    long sum = w.state.empty() ? 0 : std::stol(w.state);
-    for (const R& r : b) sum += r.payload;
-    return std::to_string(sum);
-  };
-  {
-    store s(dir / "c.db");
-    std::stop_source stop;
-    sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(2)) |
-                    sluice::tumbling_window(60) |
-                    sluice::invoke([&](const sluice::batch<R>& b, const sluice::window_context& w) {
-                      if (b.first_sequence() == 3) stop.request_stop();
-                      if (b.first_sequence() == 3) throw std::runtime_error("stopping");
-                      return handler(b, w);
-                    }),
-                sluice::with_clock(clock), sluice::checkpoints(s),
-                sluice::stop_when(stop.get_token()));
-  }
-  EXPECT_EQ(seen, "1<> ");
-  store s(dir / "c.db");
-  EXPECT_EQ(s.load("sluice", 0), 2u);
-  sluice::run(sluice::from(stream) | sluice::batching(sluice::batch_size(2)) |
-                  sluice::tumbling_window(60) | sluice::invoke(handler),
-              sluice::with_clock(clock), sluice::checkpoints(s));
-  EXPECT_EQ(seen, "1<> 3<3> F<10> ");
-  EXPECT_FALSE(s.load_window("sluice", 0));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Tests of the lease protocol (sluice/leases.hpp) on memory_lease_store and a manual clock: workers
 // take free leases up to their share, balance one lease per cycle from the most loaded worker,
 // take expired leases, release on stop; a worker whose lease lapsed hands no further batch of that
-// shard to its handler, and its checkpoint writes are refused by the fence.
+// shard to its handler, and its checkpoint writes are refused by the fence; a windowed mapping's
+// open window moves with its shard to the next holder, under the same fence.
 #include "sluice/leases.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +29,9 @@ using stream_t = sluice::memory_stream<int, std::string, sluice::manual_clock>;
 using sluice_test::eventually;
 
 static_assert(sluice::lease_store<sluice::memory_lease_store>);
+static_assert(sluice::window_lease_store<sluice::memory_lease_store>);
+static_assert(
+    sluice::window_checkpoint_store<sluice::fenced_checkpoints<sluice::memory_lease_store>>);
 static_assert(sluice::source<sluice::shard_view<stream_t>>);
 
 /// What the handlers of all workers saw: per worker, per shard, the records handled.
@@ -177,6 +182,146 @@ TEST_F(Leases, ACleanStopReleasesSoAnotherWorkerTakesOverAtOnce) {
   ASSERT_TRUE(eventually([&] { return log.count("b") == 20; }));
   EXPECT_EQ(log.count("b"), 20u) << "b resumed after a's final checkpoints: nothing twice";
   b->stop();
+}
+
+// S-7 on leases: a windowed mapping keeps its shard's open window with the fenced checkpoint, so
+// the next holder resumes the window's state, and a zombie's window save is refused.
+TEST(LeasedWindows, TheOpenWindowMovesWithItsShardAndAZombieCannotOverwriteIt) {
+  sluice::manual_clock clock;  // time stands still: the window stays open throughout
+  stream_t stream{1, clock};
+  sluice::memory_lease_store store;
+  std::mutex mutex;
+  std::vector<std::string> calls;  // "<worker>:<first sequence><state>"
+  auto windowed = [&](std::string worker) {
+    return [&, worker](sluice::shard_view<stream_t>& view) {
+      return sluice::from(view) | sluice::batching(sluice::batch_size(2)) |
+             sluice::tumbling_window(60) |
+             sluice::invoke(
+                 [&, worker](const sluice::batch<R>& b,
+                             const sluice::window_context& w) -> sluice::window_response {
+                   long sum = w.state.empty() ? 0 : std::stol(w.state);
+                   for (const R& r : b) sum += r.payload;
+                   std::lock_guard lock(mutex);
+                   calls.push_back(worker + ":" + std::to_string(b.first_sequence()) + "<" +
+                                   w.state + ">");
+                   return std::to_string(sum);
+                 });
+    };
+  };
+  auto count = [&] {
+    std::lock_guard lock(mutex);
+    return calls.size();
+  };
+  using windowed_worker = sluice::lease_worker<sluice::memory_lease_store, stream_t,
+                                               decltype(windowed("")), sluice::manual_clock>;
+  auto a =
+      std::make_unique<windowed_worker>(store, stream, "w", options_for("a"), windowed("a"), clock);
+  a->cycle(clock.now());
+  ASSERT_EQ(a->held().size(), 1u);
+  stream.put("k", 1);
+  stream.put("k", 2);
+  ASSERT_TRUE(eventually([&] { return count() == 1; }));
+  const std::uint64_t a_counter = store.leases("w", 1)[0].counter;
+  a->stop();  // the final save: checkpoint 2 and the open window (state 3), fenced
+  ASSERT_TRUE(store.load_window("w", 0));
+  EXPECT_EQ(store.load_window("w", 0)->state, "3");
+
+  windowed_worker b(store, stream, "w", options_for("b"), windowed("b"), clock);
+  b.cycle(clock.now());
+  ASSERT_EQ(b.held().size(), 1u);
+  stream.put("k", 3);
+  stream.put("k", 4);
+  ASSERT_TRUE(eventually([&] { return count() == 2; }));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(calls[0], "a:1<>");
+    EXPECT_EQ(calls[1], "b:3<3>") << "b resumed the window a kept with its checkpoint";
+  }
+  ASSERT_TRUE(eventually([&] {
+    const auto w = store.load_window("w", 0);
+    return w && w->state == "10";
+  }));
+  // a, as a zombie with its old fencing token, cannot overwrite the window (nor end it).
+  sluice::fenced_checkpoints<sluice::memory_lease_store> zombie(store, 0, "a", a_counter);
+  const sluice::window_checkpoint stale{clock.now(), clock.now() + 60s, "3", false};
+  EXPECT_THROW(zombie.save("w", 0, 1'000, &stale), sluice::lease_lost);
+  EXPECT_THROW(zombie.save("w", 0, 1'000, nullptr), sluice::lease_lost);
+  EXPECT_EQ(store.load_window("w", 0)->state, "10");
+  EXPECT_LT(store.load("w", 0).value_or(0), 1'000u);
+  b.stop();
+}
+
+// A worker holding 10 of 1,000 shards runs one mapping per held shard, and each mapping keeps
+// state and lanes for its one shard only (shard_view::serves): the same buffers as a mapping over
+// a one-shard stream, not 1,000 shards' worth per held shard.
+TEST(LeasedLanes, AHeldShardsMappingAllocatesForThatShardOnly) {
+  sluice::manual_clock clock;
+  constexpr std::uint32_t shards = 1000;
+  stream_t stream{shards, clock};
+  sluice::memory_lease_store store;
+  for (sluice::shard_id_t s = 10; s < shards; ++s)  // another live worker holds all but 10
+    ASSERT_TRUE(store.take("m", s, "", 0, "other", std::numeric_limits<std::int64_t>::max()));
+  auto factory = [](sluice::shard_view<stream_t>& view) {
+    return sluice::from(view) | sluice::batching(sluice::batch_size(100)) |
+           sluice::parallelization_factor(4) | sluice::invoke([](const sluice::batch<R>&) {});
+  };
+  sluice::lease_worker<sluice::memory_lease_store, stream_t, decltype(factory),
+                       sluice::manual_clock>
+      w(store, stream, "m", options_for("a"), factory, clock);
+  w.cycle(clock.now());
+  ASSERT_EQ(w.held().size(), 10u);
+
+  stream_t one{1, clock};  // the baseline: what one shard's mapping holds
+  auto baseline = sluice::start(sluice::from(one) | sluice::batching(sluice::batch_size(100)) |
+                                    sluice::parallelization_factor(4) |
+                                    sluice::invoke([](const sluice::batch<R>&) {}),
+                                sluice::with_clock(clock));
+  const std::size_t per_shard = baseline.buffer_bound();
+  baseline.stop();
+  ASSERT_GT(per_shard, 0u);
+  std::size_t total = 0;
+  for (sluice::shard_id_t s : w.held()) {
+    const sluice::running_mapping* m = w.mapping_of(s);
+    ASSERT_NE(m, nullptr);
+    const auto snapshot = m->metrics();
+    ASSERT_EQ(snapshot.shards.size(), 1u) << "shard " << s << "'s mapping keeps other shards";
+    EXPECT_EQ(snapshot.shards[0].shard_id, s);
+    EXPECT_EQ(m->buffer_bound(), per_shard) << "shard " << s;
+    total += m->buffer_bound();
+  }
+  EXPECT_EQ(total, 10 * per_shard) << "lanes for the 10 held shards, not 10 x 1,000";
+  // And the held shards' records are handled (the partial engine reads, batches, checkpoints).
+  for (int i = 0; i < 3000; ++i) stream.put("k" + std::to_string(i), i);
+  ASSERT_TRUE(eventually([&] {
+    for (sluice::shard_id_t s : w.held())
+      if (store.load("m", s).value_or(0) < stream.last_sequence(s)) return false;
+    return true;
+  }));
+  w.stop();
+}
+
+// sluice::run over a shard_view (a partial source): reads, handles and checkpoints its one shard
+// to the end, and reports that shard alone.
+TEST(LeasedLanes, RunOverAShardViewHandlesThatShardToTheEnd) {
+  sluice::manual_clock clock;
+  stream_t stream{8, clock};
+  for (int i = 0; i < 400; ++i) stream.put("k" + std::to_string(i), i);
+  sluice::shard_view<stream_t> view(stream, 5);
+  view.hold_until(clock.now() + 1000h);  // as if its lease held throughout
+  std::size_t handled = 0;
+  sluice::memory_checkpoint_store store;
+  const auto m = sluice::run(sluice::from(view) | sluice::batching(sluice::batch_size(10)) |
+                                 sluice::invoke([&](const sluice::batch<R>& b) {
+                                   EXPECT_EQ(b.shard_id(), 5u);
+                                   handled += b.size();
+                                 }),
+                             sluice::checkpoints(store), sluice::with_clock(clock));
+  ASSERT_GT(stream.last_sequence(5), 0u);
+  EXPECT_EQ(handled, stream.last_sequence(5));
+  EXPECT_EQ(store.load("sluice", 5), stream.last_sequence(5));
+  EXPECT_EQ(store.load("sluice", 4), std::nullopt);
+  ASSERT_EQ(m.shards.size(), 1u);
+  EXPECT_EQ(m.shards[0].shard_id, 5u);
 }
 
 TEST_F(Leases, InvalidLeaseOptionsAreRejectedNamingTheParameter) {

@@ -3,7 +3,8 @@
 //   <prefix>:{<mapping>:<shard>}:checkpoint   fields seq, owner, counter, expires (ns)
 // Each operation is one Lua script on that one key, so it is atomic, and in Redis Cluster the
 // lease and the checkpoint it fences are always in the same slot. save_fenced moves the checkpoint
-// only if owner and counter are still the writer's: a zombie's write is refused.
+// (and, for a windowed mapping, the shard's open window with it) only if owner and counter are
+// still the writer's: a zombie's write is refused.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,25 @@ end
 local v = redis.call('HMGET', KEYS[1], 'owner', 'counter', 'seq')
 if (v[1] or '') ~= ARGV[1] or (v[2] or '0') ~= ARGV[2] then return 0 end
 if (not v[3]) or gt(ARGV[3], v[3]) then redis.call('HSET', KEYS[1], 'seq', ARGV[3]) end
+return 1
+)lua"};
+// save_fenced_script plus the open window (ARGV[4] '1': ARGV[5..8] start, end, state, early;
+// '0': none, deleted), as save_window_script (checkpoint_store.hpp) writes it: the checkpoint
+// and the window move together, and only for the lease's holder with its counter.
+inline constexpr script save_fenced_window_script{"checkpoint_window_fenced", R"lua(
+local function gt(a, b)
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
+local v = redis.call('HMGET', KEYS[1], 'owner', 'counter', 'seq')
+if (v[1] or '') ~= ARGV[1] or (v[2] or '0') ~= ARGV[2] then return 0 end
+if (not v[3]) or gt(ARGV[3], v[3]) then redis.call('HSET', KEYS[1], 'seq', ARGV[3]) end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'window_start', ARGV[5], 'window_end', ARGV[6],
+             'window_state', ARGV[7], 'window_early', ARGV[8])
+else
+  redis.call('HDEL', KEYS[1], 'window_start', 'window_end', 'window_state', 'window_early')
+end
 return 1
 )lua"};
 }  // namespace detail
@@ -108,6 +128,17 @@ class lease_store {
     return run(detail::save_fenced_script, mapping, shard,
                {std::string(owner), std::to_string(counter), std::to_string(seq)});
   }
+  /// The checkpoint and the shard's open window (null: none), fenced together: both or neither.
+  bool save_fenced(std::string_view mapping, shard_id_t shard, std::string_view owner,
+                   std::uint64_t counter, sequence_number_t seq, const window_checkpoint* window) {
+    std::vector<std::string> args{std::string(owner), std::to_string(counter), std::to_string(seq)};
+    detail::append_window_args(args, window);
+    return run(detail::save_fenced_window_script, mapping, shard, args);
+  }
+  std::optional<window_checkpoint> load_window(std::string_view mapping, shard_id_t shard) const {
+    auto c = pool_.acquire();
+    return detail::load_window(*c, key(mapping, shard));
+  }
   std::optional<sequence_number_t> load(std::string_view mapping, shard_id_t shard) const {
     auto c = pool_.acquire();
     const reply r = c->command({"HGET", key(mapping, shard), "seq"});
@@ -129,7 +160,7 @@ class lease_store {
   std::string prefix_;
 };
 
-static_assert(sluice::lease_store<lease_store>);
+static_assert(sluice::window_lease_store<lease_store>);
 
 }  // namespace redis
 SLUICE_END_NAMESPACE

@@ -42,6 +42,50 @@ CREATE TABLE sluice_checkpoints(mapping TEXT NOT NULL, shard INTEGER NOT NULL,
 inline constexpr std::string_view save_checkpoint_sql =
     "INSERT INTO sluice_checkpoints(mapping, shard, seq) VALUES(?1, ?2, ?3) "
     "ON CONFLICT(mapping, shard) DO UPDATE SET seq = max(seq, excluded.seq)";
+
+/// Stores a shard's open window (null: none, the stored row is deleted) in sluice_windows; the
+/// caller holds the transaction that also moves the checkpoint (checkpoint_store::save,
+/// lease_store::save_fenced).
+inline void save_window(database& db, std::string_view mapping, shard_id_t shard,
+                        const window_checkpoint* window) {
+  if (window != nullptr) {
+    statement& w = db.cached(
+        "INSERT INTO sluice_windows(mapping, shard, start_ns, end_ns, state, terminated_early) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(mapping, shard) DO UPDATE SET "
+        "start_ns = excluded.start_ns, end_ns = excluded.end_ns, state = excluded.state, "
+        "terminated_early = excluded.terminated_early");
+    auto guard = w.scoped();
+    w.bind_text(1, mapping)
+        .bind_int64(2, shard)
+        .bind_int64(3, window->start.time_since_epoch().count())
+        .bind_int64(4, window->end.time_since_epoch().count())
+        .bind_blob(5, window->state.data(), window->state.size())
+        .bind_int64(6, window->terminated_early ? 1 : 0);
+    w.step();
+  } else {
+    statement& w = db.cached("DELETE FROM sluice_windows WHERE mapping = ?1 AND shard = ?2");
+    auto guard = w.scoped();
+    w.bind_text(1, mapping).bind_int64(2, shard);
+    w.step();
+  }
+}
+
+/// The open window kept in sluice_windows for a shard, if any.
+inline std::optional<window_checkpoint> load_window(database& db, std::string_view mapping,
+                                                    shard_id_t shard) {
+  statement& s = db.cached(
+      "SELECT start_ns, end_ns, state, terminated_early FROM sluice_windows "
+      "WHERE mapping = ?1 AND shard = ?2");
+  auto guard = s.scoped();
+  s.bind_text(1, mapping).bind_int64(2, shard);
+  if (!s.step()) return std::nullopt;
+  window_checkpoint w;
+  w.start = time_point(duration(s.column_int64(0)));
+  w.end = time_point(duration(s.column_int64(1)));
+  w.state = std::string(s.column_blob(2));
+  w.terminated_early = s.column_int64(3) != 0;
+  return w;
+}
 }  // namespace detail
 
 /// Models sluice::checkpoint_store and sluice::window_checkpoint_store (a shard's open tumbling
@@ -139,26 +183,7 @@ class checkpoint_store {
     std::lock_guard lock(mutex_);
     transaction tx(db_);
     upsert(mapping, shard, seq);
-    if (window != nullptr) {
-      statement& w = db_.cached(
-          "INSERT INTO sluice_windows(mapping, shard, start_ns, end_ns, state, terminated_early) "
-          "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(mapping, shard) DO UPDATE SET "
-          "start_ns = excluded.start_ns, end_ns = excluded.end_ns, state = excluded.state, "
-          "terminated_early = excluded.terminated_early");
-      auto guard = w.scoped();
-      w.bind_text(1, mapping)
-          .bind_int64(2, shard)
-          .bind_int64(3, window->start.time_since_epoch().count())
-          .bind_int64(4, window->end.time_since_epoch().count())
-          .bind_blob(5, window->state.data(), window->state.size())
-          .bind_int64(6, window->terminated_early ? 1 : 0);
-      w.step();
-    } else {
-      statement& w = db_.cached("DELETE FROM sluice_windows WHERE mapping = ?1 AND shard = ?2");
-      auto guard = w.scoped();
-      w.bind_text(1, mapping).bind_int64(2, shard);
-      w.step();
-    }
+    detail::save_window(db_, mapping, shard, window);
     tx.commit();
     ++saves_;
   }
@@ -167,18 +192,7 @@ class checkpoint_store {
   std::optional<window_checkpoint> load_window(std::string_view mapping, shard_id_t shard) const {
     std::lock_guard lock(mutex_);
     if (!windows_) return std::nullopt;
-    statement& s = db_.cached(
-        "SELECT start_ns, end_ns, state, terminated_early FROM sluice_windows "
-        "WHERE mapping = ?1 AND shard = ?2");
-    auto guard = s.scoped();
-    s.bind_text(1, mapping).bind_int64(2, shard);
-    if (!s.step()) return std::nullopt;
-    window_checkpoint w;
-    w.start = time_point(duration(s.column_int64(0)));
-    w.end = time_point(duration(s.column_int64(1)));
-    w.state = std::string(s.column_blob(2));
-    w.terminated_early = s.column_int64(3) != 0;
-    return w;
+    return detail::load_window(db_, mapping, shard);
   }
 
   /// Saves made through this object (for tests and flush statistics).

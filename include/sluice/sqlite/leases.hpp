@@ -106,6 +106,27 @@ class lease_store {
     tx.commit();
     return true;
   }
+  /// The checkpoint and the shard's open window (null: none), fenced together in one
+  /// transaction: both or neither.
+  bool save_fenced(std::string_view mapping, shard_id_t shard, std::string_view owner,
+                   std::uint64_t counter, sequence_number_t seq, const window_checkpoint* window) {
+    std::lock_guard lock(mutex_);
+    transaction tx(db_);
+    if (!holds(mapping, shard, owner, counter)) return false;
+    statement& s = db_.cached(detail::save_checkpoint_sql);
+    {
+      auto guard = s.scoped();
+      s.bind_text(1, mapping).bind_int64(2, shard).bind_int64(3, detail::to_db(seq));
+      s.step();
+    }
+    detail::save_window(db_, mapping, shard, window);
+    tx.commit();
+    return true;
+  }
+  std::optional<window_checkpoint> load_window(std::string_view mapping, shard_id_t shard) const {
+    std::lock_guard lock(mutex_);
+    return detail::load_window(db_, mapping, shard);
+  }
   std::optional<sequence_number_t> load(std::string_view mapping, shard_id_t shard) const {
     std::lock_guard lock(mutex_);
     statement& s =
@@ -147,7 +168,7 @@ class lease_store {
   mutable database db_;
 };
 
-static_assert(sluice::lease_store<lease_store>);
+static_assert(sluice::window_lease_store<lease_store>);
 
 }  // namespace sqlite
 SLUICE_END_NAMESPACE

@@ -133,6 +133,12 @@ class engine {
       requires(source_type & src, typename read_cursor_of<source_type>::type& at) {
     { src.pin(at) } -> std::convertible_to<std::shared_ptr<const void>>;
   };
+  /// The source serves only some of its shard ids (a leased shard_view serves its one shard,
+  /// sluice/leases.hpp): the engine keeps state and lanes for those only, so a worker's memory
+  /// follows the shards it holds, not the stream's shard count.
+  static constexpr bool partial = requires(const source_type& src, shard_id_t id) {
+    { src.serves(id) } -> std::convertible_to<bool>;
+  };
   static constexpr std::uint32_t slots = Traits::batches_per_lane;
   static_assert(slots >= 2, "sluice::runtime_traits::batches_per_lane must be at least 2");
 
@@ -198,7 +204,8 @@ class engine {
       static_assert(window_checkpoint_store<Store>,
                     "sluice::tumbling_window needs a checkpoint store that keeps windows "
                     "(sluice::window_checkpoint_store: memory_checkpoint_store, "
-                    "sluice::sqlite::checkpoint_store)");
+                    "sluice::sqlite::checkpoint_store, sluice::redis::checkpoint_store; under "
+                    "leases, a sluice::window_lease_store)");
       window_ = traits::window(mapping_);
       if (lanes != 1)
         reject("parallelization_factor", lanes,
@@ -211,8 +218,11 @@ class engine {
           batching_.maximum_payload_bytes;
     }
     const std::uint32_t n = source().shard_count();
-    shards_.reserve(n);
+    if constexpr (!partial) shards_.reserve(n);
     for (shard_id_t id = 0; id < n; ++id) {
+      if constexpr (partial) {
+        if (!source().serves(id)) continue;
+      }
       auto s = std::make_unique<shard_state>();
       s->id = id;
       s->rng = std::uint64_t{id} << 32;
@@ -260,6 +270,8 @@ class engine {
   }
 
   source_type& source() { return unwrap(mapping_.source.source); }
+  /// The shards the mapping serves, by increasing id (every shard unless the source is partial:
+  /// then a shard's index is not its id).
   std::vector<std::unique_ptr<shard_state>>& shards() noexcept { return shards_; }
   Clock& clock() noexcept { return *clock_; }
   const std::string& name() const noexcept { return name_; }

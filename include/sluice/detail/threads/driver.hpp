@@ -71,7 +71,8 @@ class driver {
     time_point next_deadline = far_future;  // earliest open batching window of its shards
 
     void on_data(shard_id_t shard) noexcept override {
-      if (owner->reader_[shard] == this) owner->nudge(*this);
+      const shard_id_t i = shard - owner->first_shard_;  // wraps below the first: out of range
+      if (i < owner->reader_.size() && owner->reader_[i] == this) owner->nudge(*this);
     }
   };
 
@@ -101,11 +102,13 @@ class driver {
       if (t->runs_jobs) ++job_runners_;
       threads_.push_back(std::move(t));
     }
-    reader_.resize(shards.size());
-    for (auto& s : shards) {
-      thread_state* t = threads_[s->id % pollers].get();
-      t->shards.push_back(s.get());
-      reader_[s->id] = t;
+    // By shard id from the first served one: a partial source's few shards need few entries.
+    first_shard_ = shards.empty() ? 0 : shards.front()->id;
+    reader_.resize(shards.empty() ? 0 : shards.back()->id - first_shard_ + 1);
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      thread_state* t = threads_[i % pollers].get();
+      t->shards.push_back(shards[i].get());
+      reader_[shards[i]->id - first_shard_] = t;
     }
     for (std::uint32_t i = 0; i < pollers; ++i) engine_.source().subscribe(threads_[i].get());
     subscribed_ = pollers;
@@ -210,9 +213,11 @@ class driver {
     }
   }
 
+  /// `target` is by index in engine_.shards().
   bool reached(const std::vector<sequence_number_t>& target) {
-    for (auto& s : engine_.shards())
-      if (s->checkpoint.load(std::memory_order_seq_cst) < target[s->id]) return false;
+    const auto& shards = engine_.shards();
+    for (std::size_t i = 0; i < shards.size(); ++i)
+      if (shards[i]->checkpoint.load(std::memory_order_seq_cst) < target[i]) return false;
     return true;
   }
 
@@ -383,7 +388,7 @@ class driver {
 
   /// Runs the lane's batches in order until it is released or must wait.
   void run_lane(thread_state& self, lane& l, job_queue::producer_token& produce) {
-    thread_state& reader = *reader_[l.shard->id];
+    thread_state& reader = *reader_[l.shard->id - first_shard_];
     while (true) {
       const bool measure = mode_ == execution_mode::adaptive && job_runners_ > 1;
       const auto t0 =
@@ -467,7 +472,8 @@ class driver {
   execution_mode mode_;
   std::unique_ptr<job_queue> ready_;
   std::vector<std::unique_ptr<thread_state>> threads_;
-  std::vector<thread_state*> reader_;  // by shard id
+  std::vector<thread_state*> reader_;  // by shard id - first_shard_
+  shard_id_t first_shard_ = 0;
   std::uint32_t subscribed_ = 0;
   std::uint32_t job_runners_ = 0;
   std::mutex timers_mutex_;
