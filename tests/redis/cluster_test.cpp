@@ -28,7 +28,9 @@
 #include "sluice/redis/key_slot.hpp"
 #include "sluice/redis/leases.hpp"
 #include "sluice/redis/stream.hpp"
+#include "sluice/sluice.hpp"
 #include "support/redis_cluster.hpp"
+#include "support/trace.hpp"
 
 namespace {
 
@@ -37,6 +39,7 @@ using sluice::redis::key_slot;
 using sluice::redis::text;
 using string_stream = sluice::redis::stream<std::string, std::string, sluice::manual_clock>;
 using record = string_stream::record_type;
+using sluice_test::eventually;
 
 // ---- key slots: the specification's vectors, no server needed ----
 
@@ -249,6 +252,295 @@ TEST_F(RedisCluster, ListenersHearPutsOfOtherProducersThroughTheCluster) {
   for (int i = 0; i < 3; ++i) writer.put("some key", "x");
   EXPECT_TRUE(listener.wait_for(r.shard, 4)) << "PUBLISH from a script reaches the subscriber";
   reader.unsubscribe(&listener);
+}
+
+// ---- checkpoints, leases and the dead-letter destination over the cluster ----
+
+TEST_F(RedisCluster, CheckpointsOfShardsOnDifferentNodesSaveLoadAndErase) {
+  sluice::redis::checkpoint_store store(cluster->options(), "cp");
+  std::set<int> nodes;
+  for (sluice::shard_id_t s = 0; s < 12; ++s) {
+    store.save("m", s, 100 + s);
+    store.save("m", s, 5);  // lower: ignored, as on one server
+    nodes.insert(cluster->holder(sluice::redis::detail::checkpoint_key("cp", "m", s)));
+  }
+  EXPECT_FALSE(nodes.contains(-1));
+  EXPECT_GE(nodes.size(), 2u) << "the (mapping, shard) hash tags spread checkpoints over nodes";
+  for (sluice::shard_id_t s = 0; s < 12; ++s) EXPECT_EQ(store.load("m", s), 100u + s);
+  EXPECT_EQ(store.erase("m", 12), 12u) << "one DEL pipeline, split per node";
+  for (sluice::shard_id_t s = 0; s < 12; ++s) EXPECT_EQ(store.load("m", s), std::nullopt);
+}
+
+TEST_F(RedisCluster, LeasesOfEveryNodeAreReadInOnePipelineAndCheckpointsAreFenced) {
+  sluice::redis::lease_store leases(cluster->options(), "lf");
+  constexpr std::uint32_t shards = 16;
+  for (sluice::shard_id_t s = 0; s < shards; ++s)
+    ASSERT_TRUE(leases.take("m", s, "", 0, s % 2 == 0 ? "a" : "b", 1000 + s));
+  const auto all = leases.leases("m", shards);  // HMGET of 16 keys over 3 nodes
+  ASSERT_EQ(all.size(), shards);
+  for (sluice::shard_id_t s = 0; s < shards; ++s) {
+    EXPECT_EQ(all[s].shard, s);
+    EXPECT_EQ(all[s].owner, s % 2 == 0 ? "a" : "b");
+    EXPECT_EQ(all[s].counter, 1u);
+    EXPECT_EQ(all[s].expires_ns, 1000 + s);
+  }
+  for (sluice::shard_id_t s = 0; s < shards; ++s) {
+    const std::string owner = s % 2 == 0 ? "a" : "b";
+    EXPECT_TRUE(leases.save_fenced("m", s, owner, 1, 10));
+    ASSERT_TRUE(leases.take("m", s, owner, 1, "c", 5000));  // c takes over
+    EXPECT_FALSE(leases.save_fenced("m", s, owner, 1, 99)) << "the zombie's write is refused";
+    EXPECT_TRUE(leases.save_fenced("m", s, "c", 2, 20));
+    EXPECT_EQ(leases.load("m", s), 20u);
+  }
+}
+
+TEST_F(RedisCluster, TheDeadLetterStreamStoresAndReadsBackAFailedBatch) {
+  using R = sluice::record<int>;
+  sluice::manual_clock c{sluice::time_point{} + 1000h, sluice::manual_clock::auto_advance};
+  sluice::memory_stream<int, std::string, sluice::manual_clock> source{1, c};
+  for (int i = 1; i <= 5; ++i) source.put("k", i);
+  sluice::redis::destination<R> dlq(cluster->options(), "cluster-dead");
+  sluice::memory_checkpoint_store store;
+  sluice::run(sluice::from(source) | sluice::batching(sluice::batch_size(5)) |
+                  sluice::retry(sluice::maximum_retry_attempts(0)) | sluice::on_failure(dlq) |
+                  sluice::invoke([](const sluice::batch<R>&) { throw std::runtime_error("boom"); }),
+              sluice::with_clock(c), sluice::checkpoints(store));
+  const auto dead = dlq.records();
+  ASSERT_EQ(dead.size(), 1u);
+  ASSERT_EQ(dead[0].records.size(), 5u);
+  EXPECT_EQ(dead[0].records[4].payload, 5);
+  EXPECT_EQ(dead[0].error_message, "boom");
+  EXPECT_GE(cluster->holder(dlq.key()), 0);
+}
+
+TEST_F(RedisCluster, AMappingResumesAfterItsCheckpointsOnTheCluster) {
+  using R = sluice::record<int>;
+  sluice::redis::stream_options o;
+  o.name = "resume";
+  o.shards = 6;
+  o.connection = cluster->options();
+  sluice::redis::stream<int> stream(o);
+  for (int i = 0; i < 60; ++i) stream.put("k" + std::to_string(i), i);
+  std::atomic<int> first{0}, second{0};
+  sluice::run(sluice::from(stream) | sluice::invoke([&](const R&) { ++first; }));
+  for (int i = 60; i < 75; ++i) stream.put("k" + std::to_string(i), i);
+  sluice::run(sluice::from(stream) | sluice::invoke([&](const R&) { ++second; }));
+  EXPECT_EQ(first.load(), 60);
+  EXPECT_EQ(second.load(), 15) << "the second run must start after the first run's checkpoints";
+}
+
+// Two lease workers (the KCL protocol of sluice/leases.hpp) over a cluster stream and the cluster
+// lease store, cycled by hand on a manual clock: they split the shards, hand every record once
+// and in order per key, and the survivor takes the leases a stopped worker released.
+using cluster_stream = sluice::redis::stream<int, std::string, sluice::manual_clock>;
+struct handled_log {
+  std::mutex mutex;
+  std::map<std::string, std::vector<int>> by_key;
+  std::map<std::string, std::size_t> by_worker;
+  std::size_t total() {
+    std::lock_guard lock(mutex);
+    std::size_t n = 0;
+    for (auto& [w, c] : by_worker) n += c;
+    return n;
+  }
+};
+auto cluster_factory(handled_log& log, std::string worker) {
+  using R = sluice::record<int>;
+  return [&log, worker](sluice::shard_view<cluster_stream>& view) {
+    return sluice::from(view) | sluice::batching(sluice::batch_size(10)) |
+           sluice::invoke([&log, worker](const sluice::batch<R>& b) {
+             std::lock_guard lock(log.mutex);
+             for (const R& r : b) log.by_key[r.key].push_back(r.payload);
+             log.by_worker[worker] += b.size();
+           });
+  };
+}
+
+TEST_F(RedisCluster, LeaseWorkersShareTheShardsAndHandOverOnStop) {
+  sluice::redis::stream_options o;
+  o.name = "leased";
+  o.shards = 8;
+  o.connection = cluster->options();
+  cluster_stream stream(o, clock);
+  sluice::redis::lease_store leases(cluster->options());
+  handled_log log;
+  sluice::lease_options lo;
+  lo.lease_duration = 10s;
+  lo.renew_interval = 3s;
+  lo.worker_id = "a";
+  sluice::lease_worker a(leases, stream, "orders", lo, cluster_factory(log, "a"), clock);
+  lo.worker_id = "b";
+  sluice::lease_worker b(leases, stream, "orders", lo, cluster_factory(log, "b"), clock);
+  a.cycle(clock.now());
+  EXPECT_EQ(a.held().size(), 8u);
+  for (int i = 0; i < 8 && (a.held().size() != 4 || b.held().size() != 4); ++i) {
+    b.cycle(clock.now());
+    a.cycle(clock.now());
+  }
+  EXPECT_EQ(a.held().size(), 4u);
+  EXPECT_EQ(b.held().size(), 4u);
+  for (int i = 0; i < 300; ++i) stream.put("k" + std::to_string(i % 23), i);
+  ASSERT_TRUE(eventually([&] { return log.total() == 300; }));
+  a.stop();  // final checkpoints, leases released
+  b.cycle(clock.now());
+  EXPECT_EQ(b.held().size(), 8u) << "b takes the released leases at once";
+  for (int i = 300; i < 400; ++i) stream.put("k" + std::to_string(i % 23), i);
+  ASSERT_TRUE(eventually([&] { return log.total() == 400; })) << "records lost or duplicated";
+  b.stop();
+  std::lock_guard lock(log.mutex);
+  std::set<int> seen;
+  for (const auto& [key, payloads] : log.by_key) {
+    EXPECT_TRUE(std::is_sorted(payloads.begin(), payloads.end())) << key;
+    seen.insert(payloads.begin(), payloads.end());
+  }
+  EXPECT_EQ(seen.size(), 400u);
+  for (sluice::shard_id_t s = 0; s < 8; ++s)
+    EXPECT_EQ(leases.load("orders", s).value_or(0), stream.last_sequence(s)) << "shard " << s;
+}
+
+// ---- resharding: a slot with a shard's keys migrates while the shard is written and read ----
+
+TEST_F(RedisCluster, ASlotMigratedDuringWritesAndReadsIsFollowedThroughAskAndMovedLosingNothing) {
+  constexpr std::uint32_t shards = 4;
+  string_stream writer_stream(stream_options(shards, "reshard"), clock);
+  string_stream reader_stream(stream_options(shards, "reshard"), clock);  // another process
+  std::vector<std::string> keys;  // keys of every shard, so each put_many spans nodes
+  for (int i = 0; keys.size() < 12; ++i) keys.push_back("key" + std::to_string(i));
+  const sluice::shard_id_t moving = sluice::shard_for(sluice::key_hash(keys[0]), shards);
+  const std::string entries = writer_stream.key_of(moving);
+  const std::string shard_hash = "sluice:{reshard:" + std::to_string(moving) + "}:shard";
+  const std::uint32_t slot = key_slot(entries);
+  ASSERT_EQ(key_slot(shard_hash), slot);
+  const auto source = cluster->initial_owner(slot);
+  const auto target = (source + 1) % cluster->size();
+
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> writes{0}, reads{0};
+  std::mutex failure_mutex;
+  std::string failure;
+  std::map<sluice::shard_id_t, std::vector<std::string>> written;  // writer thread only
+  std::thread writer([&] {
+    try {
+      for (int i = 0; !stop.load(); ++i) {
+        std::vector<std::pair<std::string, std::string>> batch;
+        for (int j = 0; j < 4; ++j) {  // the moving shard's key first, then the others in turn
+          const std::string& k =
+              j == 0 ? keys[0] : keys[1 + static_cast<std::size_t>(i * 3 + j) % (keys.size() - 1)];
+          batch.emplace_back(k, "p" + std::to_string(i) + "." + std::to_string(j));
+        }
+        const auto results = writer_stream.put_many(batch);
+        for (std::size_t j = 0; j < results.size(); ++j) {
+          auto& w = written[results[j].shard];
+          w.push_back(batch[j].second);
+          if (results[j].sequence != w.size())
+            throw std::runtime_error("shard " + std::to_string(results[j].shard) + " got seq " +
+                                     std::to_string(results[j].sequence) + ", expected " +
+                                     std::to_string(w.size()));
+        }
+        const auto one = writer_stream.put(keys[0], "single" + std::to_string(i));
+        written[one.shard].push_back("single" + std::to_string(i));
+        writes += 5;
+      }
+    } catch (const std::exception& e) {
+      std::lock_guard lock(failure_mutex);
+      failure = std::string("writer: ") + e.what();
+    }
+  });
+  std::vector<std::string> seen;  // what the reader read of the moving shard, in order
+  std::thread reader([&] {
+    try {
+      sluice::sequence_number_t after = 0;
+      while (!stop.load()) {
+        const std::size_t n = reader_stream.read(moving, after, 50, [&](const record& r) {
+          if (r.sequence != after + 1)
+            throw std::runtime_error("read seq " + std::to_string(r.sequence) + " after " +
+                                     std::to_string(after));
+          after = r.sequence;
+          seen.push_back(r.payload);
+          return true;
+        });
+        reads += 1 + n;
+        if (n == 0) std::this_thread::yield();
+      }
+    } catch (const std::exception& e) {
+      std::lock_guard lock(failure_mutex);
+      failure = std::string("reader: ") + e.what();
+    }
+  });
+  auto progress = [&](std::atomic<std::size_t>& counter, std::size_t more) {
+    const std::size_t from = counter.load();
+    return eventually([&] {
+      std::lock_guard lock(failure_mutex);
+      return !failure.empty() || counter.load() >= from + more;
+    });
+  };
+  auto src = cluster->direct(source);
+  auto dst = cluster->direct(target);
+  auto probe_cluster = cluster->options();
+  sluice::redis::connection probe(probe_cluster);  // a cluster connection made before the move
+  const std::string source_id = cluster->id(source), target_id = cluster->id(target);
+  ASSERT_EQ(probe.node_of(entries), cluster->name(source));
+
+  EXPECT_TRUE(progress(writes, 50));
+  dst.command({"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", source_id});
+  src.command({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", target_id});
+  EXPECT_TRUE(progress(writes, 50)) << "both keys still on the source: served there";
+  // Move the entries alone: a read of them is now an ASK to the target, a put (both keys, one
+  // missing) a TRYAGAIN until the shard hash follows.
+  const auto port = std::to_string(cluster->node(target).port());
+  src.command({"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", entries});
+  const auto asked = src.pipeline_unchecked({{"XLEN", entries}});
+  ASSERT_TRUE(asked.front().is_error());
+  EXPECT_TRUE(text(asked.front().get()).starts_with("ASK " + std::to_string(slot)))
+      << text(asked.front().get());
+  EXPECT_TRUE(progress(reads, 20)) << "reads follow ASK to the target";
+  const auto before = probe.redirections();
+  EXPECT_GE(probe.command({"XLEN", entries})->integer, 1);
+  EXPECT_EQ(probe.redirections(), before + 1) << "one ASK followed";
+  EXPECT_EQ(probe.node_of(entries), cluster->name(source)) << "ASK leaves the slot map alone";
+  src.command({"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS", shard_hash});
+  EXPECT_TRUE(progress(writes, 50)) << "puts follow ASK to the target (ASKING + script)";
+  EXPECT_TRUE(progress(reads, 20));
+  // Finish: the target owns the slot; the source answers MOVED from now on.
+  dst.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", target_id});
+  src.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", target_id});
+  const auto moved = src.pipeline_unchecked({{"XLEN", entries}});
+  ASSERT_TRUE(moved.front().is_error());
+  EXPECT_EQ(text(moved.front().get()),
+            "MOVED " + std::to_string(slot) + " " + cluster->name(target));
+  EXPECT_TRUE(progress(writes, 50)) << "puts follow MOVED";
+  EXPECT_TRUE(progress(reads, 20));
+  const auto before_moved = probe.redirections();
+  EXPECT_GE(probe.command({"XLEN", entries})->integer, 1);
+  EXPECT_EQ(probe.redirections(), before_moved + 1) << "one MOVED followed";
+  EXPECT_EQ(probe.node_of(entries), cluster->name(target)) << "MOVED updated the slot map";
+  probe.command({"XLEN", entries});
+  EXPECT_EQ(probe.redirections(), before_moved + 1) << "then straight to the new owner";
+  stop = true;
+  writer.join();
+  reader.join();
+  ASSERT_EQ(failure, "");
+
+  EXPECT_EQ(cluster->holder(entries), static_cast<int>(target));
+  EXPECT_EQ(cluster->holder(shard_hash), static_cast<int>(target));
+  for (sluice::shard_id_t s = 0; s < shards; ++s) {
+    const auto got = read_all(writer_stream, s);
+    ASSERT_EQ(got.size(), written[s].size()) << "shard " << s << ": records lost";
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].sequence, i + 1);
+      ASSERT_EQ(got[i].payload, written[s][i]) << "shard " << s << " record " << i + 1;
+    }
+  }
+  ASSERT_LE(seen.size(), written[moving].size());
+  for (std::size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], written[moving][i]);
+  EXPECT_GE(written[moving].size(), 100u) << "two puts per round went to the moving shard";
+  // Put the slot back so the other tests of the suite see the initial layout.
+  const auto back_port = std::to_string(cluster->node(source).port());
+  src.command({"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", target_id});
+  dst.command({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", source_id});
+  dst.command({"MIGRATE", "127.0.0.1", back_port, "", "0", "5000", "KEYS", entries, shard_hash});
+  src.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", source_id});
+  dst.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", source_id});
 }
 
 }  // namespace
