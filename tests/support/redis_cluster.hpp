@@ -132,4 +132,11 @@ class redis_cluster {
   std::vector<int> bus_ports_;
 };
 
+/// One 3-master cluster for every test of a process that asks for it (started on first use,
+/// stopped at exit); tests that share it keep apart by key names or prefixes.
+inline redis_cluster& shared_redis_cluster() {
+  static redis_cluster cluster(3);
+  return cluster;
+}
+
 }  // namespace sluice_test
