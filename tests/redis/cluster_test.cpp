@@ -8,6 +8,7 @@
 // nothing lost or reordered.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -552,6 +553,39 @@ TEST_F(RedisCluster, ASlotMigratedDuringWritesAndReadsIsFollowedThroughAskAndMov
   dst.command({"MIGRATE", "127.0.0.1", back_port, "", "0", "5000", "KEYS", entries, shard_hash});
   src.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", source_id});
   dst.command({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", source_id});
+}
+
+// ---- a node that dies and comes back ----
+
+TEST(RedisClusterNodeFailure, ItsSlotsFailNamingTheNodeOthersCarryOnAndItIsReconnectedWhenBack) {
+  sluice_test::redis_cluster cluster(3);  // its own: this test kills a node
+  auto o = cluster.options();
+  o.reconnect_attempts = 2;
+  o.reconnect_initial = 5ms;
+  o.reconnect_max = 5ms;
+  sluice::redis::connection c(o);
+  std::vector<std::string> on_node(3);
+  for (int i = 0; std::any_of(on_node.begin(), on_node.end(), [](auto& k) { return k.empty(); });
+       ++i) {
+    const std::string key = "nf:" + std::to_string(i);
+    on_node[cluster.initial_owner(key_slot(key))] = key;
+  }
+  for (const auto& key : on_node) c.command({"SET", key, "before"});
+  cluster.node(2).kill_now();
+  try {
+    c.command({"GET", on_node[2]});
+    FAIL() << "a dead node answered";
+  } catch (const sluice::redis::error& e) {
+    EXPECT_EQ(e.what_kind(), sluice::redis::error::kind::io_error);
+    EXPECT_EQ(e.server(), cluster.name(2)) << "the error names the node, not the seed";
+    EXPECT_EQ(e.command(), "GET " + on_node[2]);
+  }
+  EXPECT_EQ(text(c.command({"GET", on_node[0]}).get()), "before") << "other nodes carry on";
+  EXPECT_EQ(text(c.command({"GET", on_node[1]}).get()), "before");
+  cluster.node(2).restart();  // same port, same nodes.conf: the same node, its data gone
+  cluster.wait_until_stable();
+  c.command({"SET", on_node[2], "after"});  // the same connection reconnects to it
+  EXPECT_EQ(text(cluster.direct(2).command({"GET", on_node[2]}).get()), "after");
 }
 
 }  // namespace
