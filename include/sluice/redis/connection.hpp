@@ -702,8 +702,8 @@ class connection {
     }
 
     /// Asks the known nodes, then the seeds, for CLUSTER SLOTS; the first full answer replaces
-    /// the map. Returns why none did ("" on success). A node that answers with an error (say,
-    /// cluster support disabled) is a configuration error and is thrown.
+    /// the map. Returns why none did ("" on success). A node without cluster support is a
+    /// configuration error and is thrown.
     std::string refresh_map() {
       std::vector<std::string> candidates;
       for (const node& nd : nodes_) candidates.push_back(nd.name);
@@ -722,8 +722,13 @@ class connection {
           why = name + ": " + e.reply();
           continue;
         }
-        if (r.is_error())
-          throw error(error::kind::reply_error, name, "CLUSTER SLOTS", std::string(text(r.get())));
+        if (r.is_error()) {
+          const std::string_view t = text(r.get());
+          if (t.find("cluster support disabled") != std::string_view::npos)  // not a cluster
+            throw error(error::kind::reply_error, name, "CLUSTER SLOTS", std::string(t));
+          why = name + ": " + std::string(t);  // LOADING after a restart...: ask another node
+          continue;
+        }
         if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
           why = name + ": no slots are assigned yet";
           continue;
