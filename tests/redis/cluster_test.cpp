@@ -588,4 +588,33 @@ TEST(RedisClusterNodeFailure, ItsSlotsFailNamingTheNodeOthersCarryOnAndItIsRecon
   EXPECT_EQ(text(cluster.direct(2).command({"GET", on_node[2]}).get()), "after");
 }
 
+TEST(RedisClusterNodeFailure, AfterAFailoverTheSameConnectionFindsThePromotedReplica) {
+  sluice_test::redis_cluster cluster(3);
+  const std::size_t replica = cluster.add_replica(2);
+  auto o = cluster.options();
+  o.reconnect_initial = 5ms;
+  o.reconnect_max = 100ms;
+  o.reconnect_attempts = 100;  // bounded; the takeover below is quick
+  sluice::redis::connection c(o);
+  std::string key;  // a key of the master that fails
+  for (int i = 0; key.empty(); ++i) {
+    const std::string k = "fo:" + std::to_string(i);
+    if (cluster.initial_owner(key_slot(k)) == 2) key = k;
+  }
+  {
+    auto master = cluster.direct(2);  // WAIT counts this connection's writes: same connection
+    master.command({"SET", key, "kept"});
+    ASSERT_EQ(master.command({"WAIT", "1", "5000"})->integer, 1) << "replicated before the crash";
+  }
+  EXPECT_EQ(c.node_of(key), cluster.name(2));
+  cluster.node(2).kill_now();
+  cluster.direct(replica).command({"CLUSTER", "FAILOVER", "TAKEOVER"});
+  // The same connection: an I/O error on the dead master, a slot map refreshed from a live node,
+  // and the command resent to the promoted replica.
+  EXPECT_EQ(text(c.command({"GET", key}).get()), "kept");
+  EXPECT_EQ(c.node_of(key), cluster.name(replica));
+  c.command({"SET", key, "after"});
+  EXPECT_EQ(text(cluster.direct(replica).command({"GET", key}).get()), "after");
+}
+
 }  // namespace

@@ -24,15 +24,7 @@ namespace sluice_test {
 class redis_cluster {
  public:
   explicit redis_cluster(std::size_t masters = 3) {
-    for (std::size_t i = 0; i < masters; ++i) {
-      bus_ports_.push_back(free_port());
-      redis_server_options o;
-      o.extra_args = {"--cluster-enabled",      "yes",
-                      "--cluster-config-file",  "nodes.conf",
-                      "--cluster-port",         std::to_string(bus_ports_.back()),
-                      "--cluster-node-timeout", "5000"};
-      nodes_.push_back(std::make_unique<redis_server>(std::move(o)));
-    }
+    for (std::size_t i = 0; i < masters; ++i) start_node();
     const std::uint32_t per = sluice::redis::cluster_slots / static_cast<std::uint32_t>(masters);
     for (std::size_t i = 0; i < masters; ++i) {
       auto c = direct(i);
@@ -49,6 +41,28 @@ class redis_cluster {
                        std::to_string(bus_ports_[i])});
     }
     wait_until_stable();
+  }
+
+  /// Adds a replica of master `of` (CLUSTER MEET, CLUSTER REPLICATE) and waits until its link to
+  /// the master is up and every node knows it; returns its index.
+  std::size_t add_replica(std::size_t of) {
+    const std::size_t r = start_node();
+    const std::string master_id = id(of);
+    direct(r).command({"CLUSTER", "MEET", "127.0.0.1", std::to_string(nodes_[0]->port()),
+                       std::to_string(bus_ports_[0])});
+    poll("the replica to learn its master", [&] {
+      auto c = direct(r);
+      return std::string(sluice::redis::text(c.command({"CLUSTER", "NODES"}).get()))
+                 .find(master_id) != std::string::npos;
+    });
+    direct(r).command({"CLUSTER", "REPLICATE", master_id});
+    poll("the replica's link", [&] {
+      auto c = direct(r);
+      return std::string(sluice::redis::text(c.command({"INFO", "replication"}).get()))
+                 .find("master_link_status:up") != std::string::npos;
+    });
+    wait_until_stable();
+    return r;
   }
 
   std::size_t size() const noexcept { return nodes_.size(); }
@@ -96,15 +110,38 @@ class redis_cluster {
   /// Polls until every node says cluster_state:ok, knows every node, and reports the same owner
   /// for the first slot of each range (bounded: throws after 30 s).
   void wait_until_stable() const {
+    poll("cluster_state:ok", [this] { return stable(); });
+  }
+
+  /// Polls `done` every 20 ms until it holds; throws after 30 s.
+  template <class Done>
+  static void poll(const std::string& what, Done done) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!stable()) {
+    while (!done()) {
       if (std::chrono::steady_clock::now() > until)
-        throw std::runtime_error("redis cluster: not ok within 30 s");
+        throw std::runtime_error("redis cluster: no " + what + " within 30 s");
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 
  private:
+  std::size_t start_node() {
+    bus_ports_.push_back(free_port());
+    redis_server_options o;
+    o.extra_args = {"--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    std::to_string(bus_ports_.back()),
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--repl-diskless-sync-delay",
+                    "0"};  // a replica syncs at once
+    nodes_.push_back(std::make_unique<redis_server>(std::move(o)));
+    return nodes_.size() - 1;
+  }
+
   bool stable() const {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       auto c = direct(i);
