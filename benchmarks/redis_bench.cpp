@@ -10,12 +10,17 @@
 //                    arrival, XADD, publish).
 //           hiredis  a pipeline of 1,000 XADD * with the same fields (no gap-free numbering, no
 //                    arrival clamp, no notification): the floor.
+//  cluster  sluice   the same read on a private 3-master Redis Cluster (connection_options::
+//                    cluster_nodes: slot map, routing by key slot).
+//           hiredis  the same XREAD loop on single-server connections opened by hand to the node
+//                    that holds each shard (no routing at all). Target: sluice >= 0.8x.
 // Then, outside Google Benchmark (processes, real time):
 //  end to end   records/s of 1, 2 and 4 worker processes (fork) running sluice::lease_worker
 //               over 16 shards and 1,000,000 records put beforehand, until every checkpoint reached
 //               the end; ratios 2/1 and 4/1 (this machine has 2 cores).
 //  takeover     a worker holding all 16 leases is SIGKILLed; the time until a second worker holds
 //               all 16 (target: lease duration + one renewal period).
+// SLUICE_REDIS_BENCH_NO_PROCESSES=1 skips the two process measures.
 #include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,6 +42,7 @@
 #include "sluice/redis/leases.hpp"
 #include "sluice/redis/stream.hpp"
 #include "sluice/sluice.hpp"
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -135,6 +142,85 @@ void BM_read_hiredis(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(n));
 }
 
+sluice_test::redis_cluster& cluster() {
+  static sluice_test::redis_cluster c(3);
+  return c;
+}
+
+stream_t& cluster_read_stream() {
+  static stream_t s = [] {
+    auto o = options("read", kShards);
+    o.connection = cluster().options();
+    stream_t st(o);
+    for (std::size_t i = 0; i < kRecords; i += kChunk) st.put_many(entries(kChunk, i));
+    return stream_t(o);
+  }();
+  return s;
+}
+
+void BM_read_sluice_cluster(benchmark::State& state) {
+  stream_t& s = cluster_read_stream();
+  std::size_t n = 0;
+  for (auto _ : state) {
+    std::uint64_t bytes = 0;
+    for (sluice::shard_id_t shard = 0; shard < kShards; ++shard) {
+      sluice::sequence_number_t after = 0;
+      while (true) {
+        const std::size_t got = s.read(shard, after, kChunk, [&](const record_t& r) {
+          after = r.sequence;
+          bytes += r.payload.size();
+          return true;
+        });
+        n += got;
+        if (got < kChunk) break;
+      }
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(n));
+}
+
+void BM_read_hiredis_cluster(benchmark::State& state) {
+  cluster_read_stream();
+  std::vector<std::unique_ptr<sluice::redis::connection>> by_shard;  // each to its shard's node
+  for (sluice::shard_id_t shard = 0; shard < kShards; ++shard) {
+    const std::string key = "sluice:{read:" + std::to_string(shard) + "}:entries";
+    sluice::redis::connection_options o;
+    o.port = cluster().node(static_cast<std::size_t>(cluster().holder(key))).port();
+    by_shard.push_back(std::make_unique<sluice::redis::connection>(o));
+  }
+  std::size_t n = 0;
+  for (auto _ : state) {
+    std::uint64_t bytes = 0;
+    for (sluice::shard_id_t shard = 0; shard < kShards; ++shard) {
+      const std::string key = "sluice:{read:" + std::to_string(shard) + "}:entries";
+      std::string last = "0-0";
+      while (true) {
+        const auto r = by_shard[shard]->command({"XREAD", "COUNT", "1000", "STREAMS", key, last});
+        if (r.is_nil()) break;
+        const redisReply* entries = r->element[0]->element[1];
+        for (std::size_t i = 0; i < entries->elements; ++i) {
+          const redisReply* e = entries->element[i];
+          const redisReply* f = e->element[1];
+          const std::string_view id = sluice::redis::text(e->element[0]);
+          record_t rec{
+              std::string(sluice::redis::text(f->element[1])),
+              sluice::redis::detail::parse_number<std::uint64_t>(id.substr(0, id.find('-'))),
+              sluice::redis::detail::from_ns(sluice::redis::detail::parse_number<std::int64_t>(
+                  sluice::redis::text(f->element[5]))),
+              std::string(sluice::redis::text(f->element[3]))};
+          bytes += rec.payload.size();
+          last = std::string(id);
+        }
+        n += entries->elements;
+        if (entries->elements < kChunk) break;
+      }
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(n));
+}
+
 void BM_put_sluice(benchmark::State& state) {
   stream_t s(options("put-sluice", kShards));
   const auto batch = entries(kChunk);
@@ -158,6 +244,8 @@ void BM_put_hiredis(benchmark::State& state) {
 BENCHMARK(BM_read_sluice)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_read_hiredis)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_put_sluice)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_read_sluice_cluster)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_read_hiredis_cluster)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_put_hiredis)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // ---- processes ----------------------------------------------------------------------------------
@@ -258,13 +346,19 @@ void takeover() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  server();  // started before any thread, so fork() is safe later
+  server();   // started before any thread, so fork() is safe later
+  cluster();  // likewise
   sluice::bench::compare("redis stream read / hiredis XREAD loop", "BM_read_sluice/real_time",
                          "BM_read_hiredis/real_time", 0.8);
   sluice::bench::compare("redis stream put_many / pipelined XADD", "BM_put_sluice/real_time",
                          "BM_put_hiredis/real_time");
+  sluice::bench::compare("cluster: redis stream read / XREAD on each shard's node",
+                         "BM_read_sluice_cluster/real_time", "BM_read_hiredis_cluster/real_time",
+                         0.8);
   const int rc = sluice::bench::main(argc, argv);
-  end_to_end();
-  takeover();
+  if (std::getenv("SLUICE_REDIS_BENCH_NO_PROCESSES") == nullptr) {
+    end_to_end();
+    takeover();
+  }
   return rc;
 }

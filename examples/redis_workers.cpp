@@ -8,6 +8,9 @@
 // Stop A with Ctrl-C: it writes its final checkpoints and releases its leases; B takes the shards
 // over at its next renewal. Kill A with kill -9: B takes them over when A's leases expire.
 //
+// On a Redis Cluster, name a seed node instead of a port (every process the same way):
+//   redis_workers --cluster 127.0.0.1:7000 --worker A
+//
 // redis_workers --demo   (what the test suite runs) starts a private redis-server in a temporary
 // directory, runs two workers in this process, puts 20,000 records, checks every record was
 // handled, and stops.
@@ -77,11 +80,17 @@ class worker {
   sluice::lease_worker<sluice::redis::lease_store, stream_t, count_records> lease_worker_;
 };
 
+/// --cluster: the seed node of a Redis Cluster; empty: the single server on 127.0.0.1:port.
+std::string cluster_seed;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
 sluice::redis::stream_options stream_options(int port) {
   sluice::redis::stream_options o;
   o.name = "orders";
   o.shards = kShards;
-  o.connection.port = port;
+  if (cluster_seed.empty())
+    o.connection.port = port;
+  else
+    o.connection = sluice::redis::connection_options::cluster({cluster_seed});
   return o;
 }
 
@@ -211,6 +220,8 @@ int main(int argc, char** argv) try {
     if (i + 1 >= argc) break;
     if (a == "--port")
       port = std::atoi(argv[++i]);
+    else if (a == "--cluster")
+      cluster_seed = argv[++i];
     else if (a == "--worker")
       id = argv[++i];
     else if (a == "--produce")
@@ -224,7 +235,8 @@ int main(int argc, char** argv) try {
   }
   if (!id.empty()) return run_worker(port, id);
   std::fprintf(stderr,
-               "usage: redis_workers --port P --worker ID | --port P --produce N | --demo\n");
+               "usage: redis_workers (--port P | --cluster HOST:PORT) (--worker ID | --produce N)"
+               " | --demo\n");
   return 2;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "redis_workers: %s\n", e.what());

@@ -2,7 +2,8 @@
 // Redis (Lua scripts) and SQLite (transactions). take/renew/release are compare-and-set on owner
 // and counter; every take bumps the counter (the fencing token); save_fenced moves the checkpoint
 // (and with it a windowed mapping's open window) only for the current holder with its counter,
-// and the checkpoint never backwards.
+// and the checkpoint never backwards. The Redis store runs the suite twice: on one server and on
+// a 3-master Redis Cluster (each test under its own prefix).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "sluice/leases.hpp"
 #include "sluice/redis/leases.hpp"
 #include "sluice/sqlite/leases.hpp"
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
 
@@ -26,6 +28,13 @@ struct redis_env {
   sluice_test::redis_server server;
   sluice::redis::lease_store store{server.tcp()};
 };
+struct redis_cluster_env {
+  static std::string next_prefix() {
+    static int n = 0;
+    return "lease-suite-" + std::to_string(n++);
+  }
+  sluice::redis::lease_store store{sluice_test::shared_redis_cluster().options(), next_prefix()};
+};
 struct sqlite_env {
   sluice_test::temp_dir dir;
   sluice::sqlite::lease_store store{dir / "leases.db"};
@@ -36,7 +45,7 @@ struct LeaseStore : ::testing::Test {
   Env env;
   auto& store() { return env.store; }
 };
-using stores = ::testing::Types<memory_env, redis_env, sqlite_env>;
+using stores = ::testing::Types<memory_env, redis_env, redis_cluster_env, sqlite_env>;
 TYPED_TEST_SUITE(LeaseStore, stores);
 
 TYPED_TEST(LeaseStore, ANeverLeasedShardIsFreeWithCounterZero) {

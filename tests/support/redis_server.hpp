@@ -21,9 +21,10 @@
 namespace sluice_test {
 
 struct redis_server_options {
-  bool aof = false;                    // appendonly yes, appendfsync always
-  std::string requirepass;             // AUTH <password> for the default user
-  std::vector<std::string> acl_users;  // "<name> on ><pass> ~* +@all" rules, each via --user
+  bool aof = false;                     // appendonly yes, appendfsync always
+  std::string requirepass;              // AUTH <password> for the default user
+  std::vector<std::string> acl_users;   // "<name> on ><pass> ~* +@all" rules, each via --user
+  std::vector<std::string> extra_args;  // more command-line options (redis_cluster: cluster mode)
 
   static redis_server_options with_aof() {
     redis_server_options o;
@@ -111,6 +112,7 @@ class redis_server {
     }
     if (!options_.requirepass.empty())
       args.insert(args.end(), {"--requirepass", options_.requirepass});
+    args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     for (const std::string& u : options_.acl_users) {  // one argument per word of the rule
       args.push_back("--user");
       std::size_t from = 0;
