@@ -15,6 +15,7 @@
 #include "sluice/limits.hpp"
 #include "sluice/sluice.hpp"
 #include "sluice/sources/memory_queue.hpp"
+#include "support/queue_consumers.hpp"
 
 using namespace std::chrono_literals;
 using sluice::queue_message;
@@ -25,42 +26,15 @@ namespace {
 TEST(QueueConcurrency, ManyProducersAndConsumersLoseNothing) {
   sluice::memory_queue q;
   constexpr int producers = 4, per_producer = 2000, consumers = 4;
-  std::atomic<int> received_ok{0};
-  std::mutex mutex;
-  std::multiset<std::string> seen;
-  std::vector<std::thread> threads;
-  std::atomic<bool> done{false};
-  for (int c = 0; c < consumers; ++c)
-    threads.emplace_back([&] {
-      std::vector<queue_message> got;
-      std::vector<sluice::receipt_handle> receipts;
-      while (!done.load() || !q.empty()) {
-        got.clear();
-        receipts.clear();
-        if (q.receive(got, 10) == 0) {
-          std::this_thread::yield();
-          continue;
-        }
-        for (auto& m : got) receipts.push_back(m.receipt);
-        {
-          std::lock_guard lock(mutex);
-          for (auto& m : got) seen.insert(m.body());
-        }
-        received_ok += static_cast<int>(q.delete_messages(receipts));
-      }
-    });
+  sluice_test::queue_consumers consumers_of(q, consumers);
   std::vector<std::thread> senders;
   for (int p = 0; p < producers; ++p)
     senders.emplace_back([&, p] {
       for (int i = 0; i < per_producer; ++i) q.send(std::to_string(p) + ":" + std::to_string(i));
     });
   for (auto& t : senders) t.join();
-  done = true;
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(received_ok.load(), producers * per_producer);
-  std::set<std::string> unique(seen.begin(), seen.end());
-  EXPECT_EQ(unique.size(), static_cast<std::size_t>(producers * per_producer));
-  EXPECT_EQ(seen.size(), unique.size()) << "a message was handed over twice without failing";
+  consumers_of.finish();
+  consumers_of.expect_each_once(producers * per_producer);
 }
 
 TEST(QueueConcurrency, StartedFifoMappingKeepsGroupOrderWithManyPollers) {

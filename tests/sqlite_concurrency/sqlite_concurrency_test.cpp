@@ -20,6 +20,7 @@
 #include "sluice/sluice.hpp"
 #include "sluice/sqlite/checkpoint_store.hpp"
 #include "sluice/sqlite/queue.hpp"
+#include "support/queue_consumers.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace std::chrono_literals;
@@ -44,30 +45,7 @@ TEST(SqliteQueueConcurrency, ManyProducersAndConsumersLoseNothing) {
   o.name = "jobs";
   sluice::sqlite::queue shared(file, o, fast());
   constexpr int producers = 3, per_producer = 150, consumers = 3;
-  std::atomic<int> deleted{0};
-  std::mutex mutex;
-  std::multiset<std::string> seen;
-  std::atomic<bool> done{false};
-  std::vector<std::thread> threads;
-  for (int c = 0; c < consumers; ++c)
-    threads.emplace_back([&] {
-      std::vector<queue_message> got;
-      std::vector<sluice::receipt_handle> receipts;
-      while (!done.load() || !shared.empty()) {
-        got.clear();
-        receipts.clear();
-        if (shared.receive(got, 10) == 0) {
-          std::this_thread::yield();
-          continue;
-        }
-        for (auto& m : got) receipts.push_back(m.receipt);
-        {
-          std::lock_guard lock(mutex);
-          for (auto& m : got) seen.insert(m.body());
-        }
-        deleted += static_cast<int>(shared.delete_messages(receipts));
-      }
-    });
+  sluice_test::queue_consumers consumers_of(shared, consumers);
   std::vector<std::thread> senders;
   for (int p = 0; p < producers; ++p)
     senders.emplace_back([&, p] {
@@ -75,12 +53,8 @@ TEST(SqliteQueueConcurrency, ManyProducersAndConsumersLoseNothing) {
       for (int i = 0; i < per_producer; ++i) mine.send(std::to_string(p) + ":" + std::to_string(i));
     });
   for (auto& t : senders) t.join();
-  done = true;
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(deleted.load(), producers * per_producer);
-  const std::set<std::string> unique(seen.begin(), seen.end());
-  EXPECT_EQ(unique.size(), static_cast<std::size_t>(producers * per_producer));
-  EXPECT_EQ(seen.size(), unique.size()) << "a message was handed over twice without failing";
+  consumers_of.finish();
+  consumers_of.expect_each_once(producers * per_producer);
   EXPECT_TRUE(shared.empty());
 }
 
