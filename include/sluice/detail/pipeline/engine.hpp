@@ -452,10 +452,12 @@ class engine {
         }
       }
       // S-2.3 with window 0: a read that stopped at a full lane (backpressure) has not taken
-      // everything available, the source holds more for the other lanes too, so their partial
-      // batches go on filling (a full batch closes at once; the blocking lane's progress wakes
-      // the reader). Closing them would cut every batch of a backlogged shard short behind its
-      // slowest lane and spend a downstream call per fragment (benchmarks/limits_bench).
+      // everything available, the source holds more for the other lanes too, so the partial
+      // batches of busy lanes go on filling (a full batch closes at once; a lane's progress
+      // wakes the reader). Closing them would cut every batch of a backlogged shard short behind
+      // its slowest lane and spend a downstream call per fragment (benchmarks/limits_bench). A
+      // lane with nothing to run gets its partial batch at once: it must not wait for the slow
+      // lane (S-3.3, tests/concurrency/lane_isolation_test.cpp).
       result.progress |= close_ready(s, now, claimed, flush, !zero_window || consumed < chunk,
                                      zero_window && blocked);
       if constexpr (windowed) {  // idle counts only once the reader has read all there is
@@ -463,8 +465,8 @@ class engine {
           result.progress |= end_idle_window(s, now, claimed, next_deadline);
       }
       // A full ring's progress wakes the poller; no deadline needed. Neither for the partial
-      // batches a stopped read keeps filling (window 0): their deadline has passed, and the
-      // blocking lane's progress wakes the reader (as a deadline it would spin the reader).
+      // batches of busy lanes a stopped read keeps filling (window 0): their deadline has passed,
+      // and their lane's progress wakes the reader (as a deadline it would spin the reader).
       if (!(zero_window && blocked)) {
         for (auto& l : s.lanes) {
           if (l->fill_n() > 0 && l->can_close())
@@ -809,15 +811,17 @@ class engine {
   }
 
   /// The one place a partly filled batch closes: full, over the byte cap, flushed, or (when
-  /// `window_may_close` and not `backlogged`) past its batching window; only when the lane's
-  /// ring has room.
+  /// `window_may_close`, and the lane has nothing to run if `backlogged`) past its batching
+  /// window; only when the lane's ring has room.
   bool close_ready(shard_state& s, time_point now, std::vector<lane*>& claimed, bool flush,
                    bool window_may_close, bool backlogged = false) {
     bool any = false;
     for (auto& lp : s.lanes) {
       lane& l = *lp;
       if (l.fill_n() == 0 || !l.can_close()) continue;
-      if (flush || l.full() || (window_may_close && !backlogged && now >= l.fill_deadline)) {
+      if (flush || l.full() ||
+          (window_may_close && (!backlogged || l.closed_batches() == 0) &&
+           now >= l.fill_deadline)) {
         close(l, claimed);
         any = true;
       }

@@ -191,7 +191,7 @@ class lane {
   std::atomic<bool> retrying{false};      // the batch in flight failed and waits to retry
   sequence_number_t bypassed_from = 0;    // reader's: first record skipped while retrying (0: none)
   time_point due{};                       // when a waiting job is to run again
-  std::atomic<std::uint64_t> cost_ns{0};  // run time per batch, a moving average (adaptive mode)
+  std::atomic<std::uint64_t> cost_ns{0};  // run time per batch, a moving average (0: not yet)
   // The reader's fill state for the batch being filled:
   std::size_t fill_bytes = 0;
   time_point fill_deadline = far_future;

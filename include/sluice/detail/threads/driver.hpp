@@ -258,6 +258,12 @@ class driver {
         if (t.runs_jobs) {
           if (lane* job = take_job(consume)) {
             leave_spin();
+            // More are queued and this lane's batches take long (or were never measured):
+            // another idle runner takes the next one rather than wait behind this handler (a
+            // dispatch of several lanes wakes one runner; each passes it on). Quick batches wake
+            // nobody: this thread is soon back for the next one.
+            if (job_runners_ > 1 && queued_.load(std::memory_order_seq_cst) > 0 && !quick(*job))
+              wake_runner(&t);
             run_lane(t, *job, produce);
             did = true;
           }
@@ -378,6 +384,14 @@ class driver {
     for (std::size_t i = 0; i < keep; ++i) run_lane(self, *claimed[i], produce);
   }
 
+  /// The lane's batches were measured and take less than Traits::handoff_above: not worth
+  /// another thread's wake-up.
+  static bool quick(const lane& l) noexcept {
+    const std::uint64_t ns = l.cost_ns.load(std::memory_order_relaxed);
+    return ns != 0 &&
+           ns < static_cast<std::uint64_t>(std::chrono::nanoseconds(Traits::handoff_above).count());
+  }
+
   /// Another thread that runs jobs has nothing to do (spinning or parked).
   bool idle_runner(const thread_state& self) const noexcept {
     for (const auto& t : threads_)
@@ -390,11 +404,11 @@ class driver {
   void run_lane(thread_state& self, lane& l, job_queue::producer_token& produce) {
     thread_state& reader = *reader_[l.shard->id - first_shard_];
     while (true) {
-      const bool measure = mode_ == execution_mode::adaptive && job_runners_ > 1;
+      const bool measure = job_runners_ > 1;
       const auto t0 =
           measure ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       const auto r = engine_.run_job(l);
-      if (measure) {  // the lane's cost per batch, a moving average (what dispatch() weighs)
+      if (measure) {  // the lane's cost per batch, a moving average (dispatch(), quick())
         const auto ns =
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                            std::chrono::steady_clock::now() - t0)
