@@ -85,8 +85,8 @@ stream_t& read_stream() {
   return s;
 }
 
-void BM_read_sluice(benchmark::State& state) {
-  stream_t& s = read_stream();
+/// Reads every shard of s from the start, in chunks of kChunk, once per iteration.
+void read_every_shard(benchmark::State& state, stream_t& s) {
   std::size_t n = 0;
   for (auto _ : state) {
     std::uint64_t bytes = 0;
@@ -106,6 +106,8 @@ void BM_read_sluice(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(n));
 }
+
+void BM_read_sluice(benchmark::State& state) { read_every_shard(state, read_stream()); }
 
 void BM_read_hiredis(benchmark::State& state) {
   read_stream();
@@ -159,25 +161,7 @@ stream_t& cluster_read_stream() {
 }
 
 void BM_read_sluice_cluster(benchmark::State& state) {
-  stream_t& s = cluster_read_stream();
-  std::size_t n = 0;
-  for (auto _ : state) {
-    std::uint64_t bytes = 0;
-    for (sluice::shard_id_t shard = 0; shard < kShards; ++shard) {
-      sluice::sequence_number_t after = 0;
-      while (true) {
-        const std::size_t got = s.read(shard, after, kChunk, [&](const record_t& r) {
-          after = r.sequence;
-          bytes += r.payload.size();
-          return true;
-        });
-        n += got;
-        if (got < kChunk) break;
-      }
-    }
-    benchmark::DoNotOptimize(bytes);
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(n));
+  read_every_shard(state, cluster_read_stream());
 }
 
 void BM_read_hiredis_cluster(benchmark::State& state) {
