@@ -45,6 +45,7 @@ metrics_snapshot run(mapping<Source, Stages>&& m, Opts... opts) {
       e.clock().wake(self);  // a wait for a window's idle time (below) ends
     });
     e.set_stop_flag(&stopped);
+    e.isolate_idle_lanes(false);  // every lane runs to completion before the next read
 
     for (std::size_t i = 0; i < e.shards().size(); ++i) {  // end[i]: shards()[i] (by index)
       auto& s = *e.shards()[i];

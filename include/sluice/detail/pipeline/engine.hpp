@@ -263,6 +263,11 @@ class engine {
     }
   }
   void set_stop_flag(const std::atomic<bool>* stop) noexcept { stop_ = stop; }
+  /// With window 0 and a read stopped at a full lane, whether a lane with nothing to run takes
+  /// its partial batch at once (poll). On for the threaded runtimes (sluice::start, simulate):
+  /// a slow lane must not hold it up. sluice::run turns it off: it runs every lane to completion
+  /// before it reads again, so there is no slow lane to wait for and batches fill more.
+  void isolate_idle_lanes(bool on) noexcept { isolate_idle_lanes_ = on; }
   /// A stop was requested: calls waiting for a concurrency permit give up (they are abandoned,
   /// as on stop).
   void interrupt_limits() {
@@ -820,7 +825,7 @@ class engine {
       lane& l = *lp;
       if (l.fill_n() == 0 || !l.can_close()) continue;
       if (flush || l.full() ||
-          (window_may_close && (!backlogged || l.closed_batches() == 0) &&
+          (window_may_close && (!backlogged || (isolate_idle_lanes_ && l.closed_batches() == 0)) &&
            now >= l.fill_deadline)) {
         close(l, claimed);
         any = true;
@@ -1011,6 +1016,7 @@ class engine {
   batching_config batching_;
   std::vector<std::unique_ptr<shard_state>> shards_;
   const std::atomic<bool>* stop_ = nullptr;
+  bool isolate_idle_lanes_ = true;
   // False when every payload has the same size and a full batch stays under the cap: then the
   // per-record byte accounting cannot close a batch and is skipped.
   bool count_bytes_ = true;

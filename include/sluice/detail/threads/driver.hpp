@@ -408,7 +408,10 @@ class driver {
       const auto t0 =
           measure ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       const auto r = engine_.run_job(l);
-      if (measure) {  // the lane's cost per batch, a moving average (dispatch(), quick())
+      // The lane's cost per batch, a moving average (dispatch(), quick()), from steps that
+      // finished a batch: a step that only waited (tokens, a permit, a lapsed lease) is no
+      // measure of what its handler costs.
+      if (measure && r.done) {
         const auto ns =
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                            std::chrono::steady_clock::now() - t0)
