@@ -109,9 +109,10 @@ void read_every_shard(benchmark::State& state, stream_t& s) {
 
 void BM_read_sluice(benchmark::State& state) { read_every_shard(state, read_stream()); }
 
-void BM_read_hiredis(benchmark::State& state) {
-  read_stream();
-  sluice::redis::connection c(server().tcp());
+/// The baseline: XREAD on each shard's key by hand (connection_of(shard) serves it), decoding
+/// each entry into a record as the stream does, once per iteration.
+template <class ConnectionOf>
+void read_every_shard_by_hand(benchmark::State& state, ConnectionOf connection_of) {
   std::size_t n = 0;
   for (auto _ : state) {
     std::uint64_t bytes = 0;
@@ -119,7 +120,8 @@ void BM_read_hiredis(benchmark::State& state) {
       const std::string key = "sluice:{read:" + std::to_string(shard) + "}:entries";
       std::string last = "0-0";
       while (true) {
-        const auto r = c.command({"XREAD", "COUNT", "1000", "STREAMS", key, last});
+        const auto r =
+            connection_of(shard).command({"XREAD", "COUNT", "1000", "STREAMS", key, last});
         if (r.is_nil()) break;
         const redisReply* entries = r->element[0]->element[1];
         for (std::size_t i = 0; i < entries->elements; ++i) {
@@ -142,6 +144,13 @@ void BM_read_hiredis(benchmark::State& state) {
     benchmark::DoNotOptimize(bytes);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(n));
+}
+
+void BM_read_hiredis(benchmark::State& state) {
+  read_stream();
+  sluice::redis::connection c(server().tcp());
+  read_every_shard_by_hand(state,
+                           [&](sluice::shard_id_t) -> sluice::redis::connection& { return c; });
 }
 
 sluice_test::redis_cluster& cluster() {
@@ -173,36 +182,9 @@ void BM_read_hiredis_cluster(benchmark::State& state) {
     o.port = cluster().node(static_cast<std::size_t>(cluster().holder(key))).port();
     by_shard.push_back(std::make_unique<sluice::redis::connection>(o));
   }
-  std::size_t n = 0;
-  for (auto _ : state) {
-    std::uint64_t bytes = 0;
-    for (sluice::shard_id_t shard = 0; shard < kShards; ++shard) {
-      const std::string key = "sluice:{read:" + std::to_string(shard) + "}:entries";
-      std::string last = "0-0";
-      while (true) {
-        const auto r = by_shard[shard]->command({"XREAD", "COUNT", "1000", "STREAMS", key, last});
-        if (r.is_nil()) break;
-        const redisReply* entries = r->element[0]->element[1];
-        for (std::size_t i = 0; i < entries->elements; ++i) {
-          const redisReply* e = entries->element[i];
-          const redisReply* f = e->element[1];
-          const std::string_view id = sluice::redis::text(e->element[0]);
-          record_t rec{
-              std::string(sluice::redis::text(f->element[1])),
-              sluice::redis::detail::parse_number<std::uint64_t>(id.substr(0, id.find('-'))),
-              sluice::redis::detail::from_ns(sluice::redis::detail::parse_number<std::int64_t>(
-                  sluice::redis::text(f->element[5]))),
-              std::string(sluice::redis::text(f->element[3]))};
-          bytes += rec.payload.size();
-          last = std::string(id);
-        }
-        n += entries->elements;
-        if (entries->elements < kChunk) break;
-      }
-    }
-    benchmark::DoNotOptimize(bytes);
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(n));
+  read_every_shard_by_hand(state, [&](sluice::shard_id_t shard) -> sluice::redis::connection& {
+    return *by_shard[shard];
+  });
 }
 
 void BM_put_sluice(benchmark::State& state) {
